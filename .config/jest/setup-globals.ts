@@ -25,3 +25,16 @@ class ResizeObserverStub {
 Object.assign(window, { ResizeObserver: window.ResizeObserver ?? ResizeObserverStub });
 
 HTMLCanvasElement.prototype.getContext = (() => null) as unknown as HTMLCanvasElement['getContext'];
+
+class IntersectionObserverStub {
+  root = null;
+  rootMargin = '';
+  thresholds = [];
+  observe() {}
+  unobserve() {}
+  disconnect() {}
+  takeRecords() {
+    return [];
+  }
+}
+Object.assign(window, { IntersectionObserver: window.IntersectionObserver ?? IntersectionObserverStub });
