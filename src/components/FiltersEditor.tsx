@@ -4,6 +4,7 @@ import { AsyncMultiSelect, IconButton, InlineField, InlineFieldRow, Select } fro
 
 import type { DataSource } from '../datasource';
 import { DimensionDef, Filter, FilterOp } from '../types';
+import { dimensionOptions as toOptions, optionFor } from './options';
 import { Components } from './selectors';
 import { errorMessage } from './useCatalog';
 
@@ -28,7 +29,7 @@ interface Props {
  * too (a multi-value variable expands into the list; "All" removes the filter).
  */
 export function FiltersEditor({ datasource, dimensions, filters, onChange }: Props) {
-  const dimensionOptions = dimensions.map((d) => ({ label: d.name || d.id, value: d.id, description: d.description }));
+  const dimensionOptions = toOptions(dimensions);
 
   const update = (index: number, patch: Partial<Filter>) =>
     onChange(filters.map((f, i) => (i === index ? { ...f, ...patch } : f)));
@@ -41,7 +42,7 @@ export function FiltersEditor({ datasource, dimensions, filters, onChange }: Pro
             <Select
               aria-label={Components.Filters.dimension}
               options={dimensionOptions}
-              value={filter.dimension}
+              value={optionFor(dimensionOptions, filter.dimension)}
               allowCustomValue
               width={22}
               onChange={(v) => v.value && update(index, { dimension: v.value, values: [] })}

@@ -65,6 +65,16 @@ describe('QueryEditor', () => {
     expect(last()).not.toHaveProperty('bucket');
   });
 
+  it('shows values it does not list, such as variables, and offers variables to group by', async () => {
+    const { last } = setup({ queryType: 'timeseries', metrics: ['sent'], groupBy: ['$dims'], bucket: '$bucket', timezone: 'Asia/Kolkata' });
+    await catalogLoaded();
+    expect(screen.getByText('$dims')).toBeInTheDocument();
+    expect(screen.getByText('$bucket')).toBeInTheDocument();
+    expect(screen.getByText('Asia/Kolkata')).toBeInTheDocument();
+    await pick(Components.QueryEditor.groupBy, '$country');
+    expect(last().groupBy).toEqual(['$dims', '$country']);
+  });
+
   it('refuses a limit outside 1..500 and says why', async () => {
     const { onChange } = setup({ queryType: 'table', metrics: ['sent'] });
     await catalogLoaded();

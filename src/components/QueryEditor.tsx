@@ -27,6 +27,7 @@ import {
   SHAPES,
 } from '../types';
 import { FiltersEditor } from './FiltersEditor';
+import { dimensionOptions, optionFor } from './options';
 import { Components } from './selectors';
 import { useCatalog } from './useCatalog';
 
@@ -59,6 +60,9 @@ const TIMEZONES: string[] = (() => {
     return [];
   }
 })();
+
+const TIMEZONE_OPTIONS = TIMEZONES.map((tz) => ({ label: tz, value: tz }));
+const BUCKET_OPTIONS = [{ label: 'auto', value: '' }, ...BUCKETS.map((b) => ({ label: b, value: b }))];
 
 function metricOption(m: MetricDef): SelectableValue<string> {
   const when = m.timeSemantics ? ` · ${m.timeSemantics}` : '';
@@ -96,7 +100,8 @@ export function QueryEditor({ datasource, query, onChange, onRunQuery }: Props) 
 
   const asOption = (id: string): SelectableValue<string> =>
     byId.has(id) ? metricOption(byId.get(id)!) : { label: id, value: id };
-  const dimensionOptions = dimensions.map((d) => ({ label: d.name || d.id, value: d.id, description: d.description }));
+  const variableOptions = datasource.getVariableNames().map((v) => ({ label: v, value: v, description: 'Dashboard variable' }));
+  const groupByOptions = [...dimensionOptions(dimensions), ...variableOptions];
 
   return (
     <div>
@@ -199,8 +204,8 @@ export function QueryEditor({ datasource, query, onChange, onRunQuery }: Props) 
             <MultiSelect<string>
               inputId="blueticks-groupby"
               aria-label={Components.QueryEditor.groupBy}
-              options={dimensionOptions}
-              value={query.groupBy ?? []}
+              options={groupByOptions}
+              value={(query.groupBy ?? []).map((id) => optionFor(groupByOptions, id))}
               allowCustomValue
               placeholder="No grouping"
               onChange={(selected: Array<SelectableValue<string>>) =>
@@ -236,8 +241,8 @@ export function QueryEditor({ datasource, query, onChange, onRunQuery }: Props) 
             <Select<string>
               inputId="blueticks-bucket"
               aria-label={Components.QueryEditor.bucket}
-              options={[{ label: 'auto', value: '' }, ...BUCKETS.map((b) => ({ label: b, value: b }))]}
-              value={query.bucket ?? ''}
+              options={BUCKET_OPTIONS}
+              value={optionFor(BUCKET_OPTIONS, query.bucket ?? '')}
               allowCustomValue
               width={12}
               onChange={(v) => set('bucket', v.value)}
@@ -255,8 +260,8 @@ export function QueryEditor({ datasource, query, onChange, onRunQuery }: Props) 
             <Select<string>
               inputId="blueticks-timezone"
               aria-label={Components.QueryEditor.timezone}
-              options={TIMEZONES.map((tz) => ({ label: tz, value: tz }))}
-              value={query.timezone ?? null}
+              options={TIMEZONE_OPTIONS}
+              value={query.timezone ? optionFor(TIMEZONE_OPTIONS, query.timezone) : null}
               allowCustomValue
               isClearable
               placeholder="UTC"

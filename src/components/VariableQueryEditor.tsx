@@ -6,6 +6,7 @@ import type { DataSource } from '../datasource';
 import { setField } from '../query';
 import { BlueTicksOptions, BlueTicksQuery } from '../types';
 import { FiltersEditor } from './FiltersEditor';
+import { dimensionOptions, optionFor } from './options';
 import { Components } from './selectors';
 import { useCatalog } from './useCatalog';
 
@@ -18,6 +19,7 @@ type Props = QueryEditorProps<DataSource, BlueTicksQuery, BlueTicksOptions>;
 export function VariableQueryEditor({ datasource, query, onChange }: Props) {
   const { dimensions, error } = useCatalog(datasource);
   const base: BlueTicksQuery = { ...query, queryType: 'values' };
+  const options = dimensionOptions(dimensions);
 
   return (
     <div>
@@ -36,8 +38,8 @@ export function VariableQueryEditor({ datasource, query, onChange }: Props) {
           <Select<string>
             inputId="blueticks-variable-dimension"
             aria-label={Components.VariableQueryEditor.dimension}
-            options={dimensions.map((d) => ({ label: d.name || d.id, value: d.id, description: d.description }))}
-            value={query.dimension ?? null}
+            options={options}
+            value={query.dimension ? optionFor(options, query.dimension) : null}
             placeholder="Pick a dimension"
             width={30}
             onChange={(v) => onChange(setField(base, 'dimension', v.value))}
