@@ -113,17 +113,17 @@ const (
 )
 
 var campaigns = [nCampaigns]campaign{
-	cSpring:      {name: "spring_sale_v2", template: "spring_sale_v2", category: catMarketing, number: numShop, sender: "campaign", ab: true, segs: []int{segNew, segRepeat}, button: true, read: 0.52, click: 0.15, reply: 0.05, conv: 0.20, block: 0.0045, optout: 0.004, report: 0.0012, limit: 0.025},
-	cWinback:     {name: "winback_inactive", template: "winback_20off", category: catMarketing, number: numShop, sender: "campaign", segs: []int{segInactive}, button: true, read: 0.55, click: 0.10, reply: 0.04, conv: 0.15, block: 0.0055, optout: 0.006, report: 0.0020, limit: 0.035},
-	cVIP:         {name: "vip_early_access", template: "vip_early_access", category: catMarketing, number: numShop, sender: "campaign", segs: []int{segVIP}, button: true, read: 0.60, click: 0.22, reply: 0.08, conv: 0.30, block: 0.0040, optout: 0.002, report: 0.0005, limit: 0.010},
-	cBackInStock: {name: "back_in_stock", template: "back_in_stock_alert", category: catLite, number: numShop, sender: "campaign", segs: []int{segRepeat, segVIP}, button: true, read: 0.50, click: 0.16, reply: 0.03, conv: 0.22, block: 0.0035, optout: 0.003, report: 0.0008, limit: 0.015},
-	cSummer:      {name: "summer_preview", template: "summer_preview_carousel", category: catMarketing, number: numShop, sender: "campaign", ab: true, segs: activeSegs, button: true, read: 0.50, click: 0.14, reply: 0.05, conv: 0.18, block: 0.0045, optout: 0.004, report: 0.0012, limit: 0.025},
+	cSpring:      {name: "spring_sale_v2", template: "spring_sale_v2", category: catMarketing, number: numShop, sender: "campaign", ab: true, segs: []int{segNew, segRepeat}, button: true, read: 0.52, click: 0.15, reply: 0.05, conv: 0.20, block: 0.01, optout: 0.004, report: 0.0012, limit: 0.025},
+	cWinback:     {name: "winback_inactive", template: "winback_20off", category: catMarketing, number: numShop, sender: "campaign", segs: []int{segInactive}, button: true, read: 0.55, click: 0.10, reply: 0.04, conv: 0.15, block: 0.013, optout: 0.006, report: 0.0020, limit: 0.035},
+	cVIP:         {name: "vip_early_access", template: "vip_early_access", category: catMarketing, number: numShop, sender: "campaign", segs: []int{segVIP}, button: true, read: 0.60, click: 0.22, reply: 0.08, conv: 0.30, block: 0.006, optout: 0.002, report: 0.0005, limit: 0.010},
+	cBackInStock: {name: "back_in_stock", template: "back_in_stock_alert", category: catLite, number: numShop, sender: "campaign", segs: []int{segRepeat, segVIP}, button: true, read: 0.50, click: 0.16, reply: 0.03, conv: 0.22, block: 0.008, optout: 0.003, report: 0.0008, limit: 0.015},
+	cSummer:      {name: "summer_preview", template: "summer_preview_carousel", category: catMarketing, number: numShop, sender: "campaign", ab: true, segs: activeSegs, button: true, read: 0.50, click: 0.14, reply: 0.05, conv: 0.18, block: 0.01, optout: 0.004, report: 0.0012, limit: 0.025},
 	cFlash:       {name: "flash_sale_blast", template: "flash_sale_48h", category: catMarketing, number: numShop, sender: "campaign", segs: allSegs, button: true, read: 0.42, click: 0.08, reply: 0.05, conv: 0.12, block: 0.095, optout: 0.05, report: 0.022, limit: 0.07, spike: true},
-	cCart:        {name: "cart_reminder", template: "cart_reminder_v3", category: catMarketing, number: numShop, sender: "campaign", ab: true, segs: activeSegs, button: true, read: 0.62, click: 0.22, reply: 0.04, conv: 0.30, block: 0.0030, optout: 0.003, report: 0.0008, limit: 0.010},
-	cWelcome:     {name: "welcome_series", template: "welcome_offer_10", category: catMarketing, number: numShop, sender: "campaign", segs: []int{segNew}, button: true, read: 0.70, click: 0.18, reply: 0.06, conv: 0.20, block: 0.0040, optout: 0.004, report: 0.0008, limit: 0.0},
-	cNewsletter:  {name: "weekly_newsletter", template: "weekly_digest", category: catLite, number: numShop, sender: "campaign", segs: []int{segNew, segRepeat, segVIP}, button: true, read: 0.45, click: 0.08, reply: 0.02, conv: 0.15, block: 0.0035, optout: 0.004, report: 0.0008, limit: 0.015},
-	cOrders:      {name: "order_notifications", template: "order_update", category: catUtility, number: numNotify, sender: "system", segs: []int{segNew, segRepeat, segVIP}, button: true, read: 0.78, click: 0.25, reply: 0.04, conv: 0.02, block: 0.0006, optout: 0.0006, report: 0.0002},
-	cOTP:         {name: "login_security", template: "otp_login", category: catAuth, number: numNotify, sender: "system", segs: activeSegs, read: 0.86, reply: 0.002, block: 0.0002, optout: 0.0002, report: 0.0001},
+	cCart:        {name: "cart_reminder", template: "cart_reminder_v3", category: catMarketing, number: numShop, sender: "campaign", ab: true, segs: activeSegs, button: true, read: 0.62, click: 0.22, reply: 0.04, conv: 0.30, block: 0.007, optout: 0.003, report: 0.0008, limit: 0.010},
+	cWelcome:     {name: "welcome_series", template: "welcome_offer_10", category: catMarketing, number: numShop, sender: "campaign", segs: []int{segNew}, button: true, read: 0.70, click: 0.18, reply: 0.06, conv: 0.20, block: 0.009, optout: 0.004, report: 0.0008, limit: 0.0},
+	cNewsletter:  {name: "weekly_newsletter", template: "weekly_digest", category: catLite, number: numShop, sender: "campaign", segs: []int{segNew, segRepeat, segVIP}, button: true, read: 0.45, click: 0.08, reply: 0.02, conv: 0.15, block: 0.008, optout: 0.004, report: 0.0008, limit: 0.015},
+	cOrders:      {name: "order_notifications", template: "order_update", category: catUtility, number: numNotify, sender: "system", segs: []int{segNew, segRepeat, segVIP}, button: true, read: 0.78, click: 0.25, reply: 0.04, conv: 0.02, block: 0.0018, optout: 0.0006, report: 0.0002},
+	cOTP:         {name: "login_security", template: "otp_login", category: catAuth, number: numNotify, sender: "system", segs: activeSegs, read: 0.86, reply: 0.002, block: 0.0006, optout: 0.0002, report: 0.0001},
 }
 
 // A blast is one send of a broadcast campaign, End-anchored: daysAgo counts back from the
@@ -194,7 +194,7 @@ var streamEPM = [nStreams]float64{
 }
 
 const blastEPM = 2.62
-const newsletterSize = 0.9 // D per Thursday send
+const newsletterSize = 0.55 // D per Thursday send
 
 type agent struct {
 	id   string
@@ -229,5 +229,5 @@ var weekly = [7]float64{0.6, 1.0, 1.0, 1.0, 1.0, 1.0, 0.75}
 // delivered) and P(click | read)).
 const (
 	abReadLift  = 0.04
-	abClickLift = 0.035
+	abClickLift = 0.06
 )

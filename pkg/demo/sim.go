@@ -490,7 +490,7 @@ func (g *gen) conversation(opener string, t0 int64, c contact, number, campaign,
 			g.inbound(c, number, conv, "", t)
 		}
 	}
-	pEsc := [...]float64{0.22, 0.32, 0.5}[flow]
+	pEsc := [...]float64{0.28, 0.38, 0.55}[flow]
 	switch u := r.f(); {
 	case u < pEsc:
 		g.escalate(c, number, conv, t, pricing)
