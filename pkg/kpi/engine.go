@@ -1,0 +1,418 @@
+package kpi
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/demo"
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/events"
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/store"
+)
+
+// Options configure an Engine.
+type Options struct {
+	// Source is the store to read; nil means the embedded demo store.
+	Source *store.Source
+	// Demo configures the embedded demo store (End is ignored: it ends now).
+	Demo demo.Config
+	// MemoryLimitMB and Threads bound DuckDB (defaults 1024 and the number of CPUs).
+	MemoryLimitMB int
+	Threads       int
+	// MaxRows caps the rows of a raw SQL result (default 100000).
+	MaxRows int
+	// CheckEvery is the least time between two looks at the store for new segments
+	// (default 1 s): new events are visible within about this much after they land.
+	CheckEvery time.Duration
+	// DemoRefresh is how often the embedded demo store is regenerated up to now (default 10 min).
+	DemoRefresh time.Duration
+}
+
+// Stats describe the events behind the current snapshot.
+type Stats struct {
+	Events  int64
+	MinTS   time.Time
+	MaxTS   time.Time
+	Files   int
+	Version string
+	BuiltAt time.Time
+}
+
+// Engine answers queries from derived fact tables kept in an in-memory DuckDB. It is safe
+// for concurrent use.
+type Engine struct {
+	opts Options
+	db   *sql.DB
+
+	rebuild   sync.Mutex // one rebuild at a time
+	cur       atomic.Pointer[generation]
+	lastCheck atomic.Int64 // unix nanos of the last look at the store
+	nextGen   int
+	closed    atomic.Bool
+}
+
+// generation is one snapshot of the store's facts, in its own schema.
+type generation struct {
+	schema  string
+	version string
+	stats   Stats
+	inUse   sync.RWMutex // queries hold it for reading; dropping takes it for writing
+	demoEnd time.Time
+}
+
+// New opens an engine. The first query (or Refresh) builds the facts.
+func New(opts Options) (*Engine, error) {
+	if opts.MemoryLimitMB <= 0 {
+		opts.MemoryLimitMB = 1024
+	}
+	if opts.Threads <= 0 {
+		opts.Threads = runtime.NumCPU()
+	}
+	if opts.MaxRows <= 0 {
+		opts.MaxRows = 100_000
+	}
+	if opts.CheckEvery <= 0 {
+		opts.CheckEvery = time.Second
+	}
+	if opts.DemoRefresh <= 0 {
+		opts.DemoRefresh = 10 * time.Minute
+	}
+	if opts.Source != nil {
+		abs, err := filepath.Abs(opts.Source.Path)
+		if err != nil {
+			return nil, err
+		}
+		src := *opts.Source
+		src.Path = abs
+		opts.Source = &src
+	}
+	db, err := store.OpenDuckDB("")
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{opts: opts, db: db}
+	if err := e.lockDown(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// lockDown applies the resource limits and the sandbox (docs/SECURITY.md): no file access
+// outside the store, no extension installs or loads, settings locked for every later
+// statement.
+func (e *Engine) lockDown() error {
+	var allowed []string
+	if e.opts.Source != nil {
+		for _, d := range e.opts.Source.Dirs() {
+			allowed = append(allowed, store.SQLString(d))
+		}
+	}
+	stmts := []string{
+		fmt.Sprintf("SET memory_limit = '%dMB'", e.opts.MemoryLimitMB),
+		fmt.Sprintf("SET threads = %d", e.opts.Threads),
+		"SET autoinstall_known_extensions = false",
+		"SET autoload_known_extensions = false",
+		"SET allowed_directories = [" + strings.Join(allowed, ", ") + "]",
+		"SET enable_external_access = false",
+		"SET lock_configuration = true",
+	}
+	for _, s := range stmts {
+		if _, err := e.db.Exec(s); err != nil {
+			return fmt.Errorf("configure duckdb (%s): %w", s, err)
+		}
+	}
+	return nil
+}
+
+// Close drops the snapshot and closes DuckDB.
+func (e *Engine) Close() error {
+	e.closed.Store(true)
+	e.rebuild.Lock()
+	defer e.rebuild.Unlock()
+	return e.db.Close()
+}
+
+// DB gives the engine's DuckDB, for the raw SQL path.
+func (e *Engine) DB() *sql.DB { return e.db }
+
+// Stats returns the current snapshot's statistics, building it if needed.
+func (e *Engine) Stats(ctx context.Context) (Stats, error) {
+	g, release, err := e.acquire(ctx)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer release()
+	return g.stats, nil
+}
+
+// Refresh makes the snapshot current now (skipping the CheckEvery throttle).
+func (e *Engine) Refresh(ctx context.Context) error {
+	e.lastCheck.Store(0)
+	_, release, err := e.acquire(ctx)
+	if err == nil {
+		release()
+	}
+	return err
+}
+
+// acquire returns the current generation, held for reading until release. It looks at the
+// store at most every CheckEvery and rebuilds when the store changed; while one query
+// rebuilds, the others keep reading the previous snapshot.
+func (e *Engine) acquire(ctx context.Context) (*generation, func(), error) {
+	if e.closed.Load() {
+		return nil, nil, errors.New("data source is closed")
+	}
+	now := time.Now()
+	g := e.cur.Load()
+	due := now.UnixNano()-e.lastCheck.Load() >= int64(e.opts.CheckEvery)
+	if g == nil {
+		e.rebuild.Lock()
+		err := e.maybeRebuild(ctx)
+		e.rebuild.Unlock()
+		if err != nil {
+			return nil, nil, err
+		}
+	} else if due && e.rebuild.TryLock() {
+		err := e.maybeRebuild(ctx)
+		e.rebuild.Unlock()
+		if err != nil {
+			// Keep serving the last good snapshot; the error shows in the health check.
+			if e.cur.Load() == nil {
+				return nil, nil, err
+			}
+		}
+	}
+	for {
+		g = e.cur.Load()
+		if g == nil {
+			return nil, nil, errors.New("store snapshot is not available")
+		}
+		g.inUse.RLock()
+		if e.cur.Load() == g {
+			return g, g.inUse.RUnlock, nil
+		}
+		g.inUse.RUnlock() // swapped meanwhile: take the new one
+	}
+}
+
+// maybeRebuild builds a new generation when the store's version changed. Call with the
+// rebuild lock held.
+func (e *Engine) maybeRebuild(ctx context.Context) error {
+	e.lastCheck.Store(time.Now().UnixNano())
+	old := e.cur.Load()
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		err = e.rebuildOnce(ctx, old)
+		// A segment listed but retired by compaction before DuckDB opened it: list again.
+		if err == nil || !isFileGone(err) {
+			break
+		}
+	}
+	return err
+}
+
+func isFileGone(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "No files found") || strings.Contains(s, "No such file") || strings.Contains(s, "does not exist")
+}
+
+func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
+	var (
+		files   []store.Segment
+		version string
+		demoEnd time.Time
+	)
+	if e.opts.Source == nil {
+		demoEnd = time.Now().UTC().Truncate(time.Minute)
+		if old != nil && demoEnd.Sub(old.demoEnd) < e.opts.DemoRefresh {
+			return nil
+		}
+		version = "demo@" + demoEnd.Format(time.RFC3339)
+	} else {
+		var err error
+		files, err = e.opts.Source.Files()
+		if err != nil {
+			return fmt.Errorf("read store %s: %w", e.opts.Source.Path, err)
+		}
+		version = store.Version(files, string(e.opts.Source.Kind))
+		if old != nil && old.version == version {
+			return nil
+		}
+	}
+	e.nextGen++
+	g := &generation{schema: fmt.Sprintf("g%d", e.nextGen), version: version, demoEnd: demoEnd}
+	conn, err := e.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	cleanup := func() { _, _ = conn.ExecContext(context.Background(), "DROP SCHEMA IF EXISTS "+g.schema+" CASCADE") }
+	if _, err := conn.ExecContext(ctx, "CREATE SCHEMA "+g.schema); err != nil {
+		return err
+	}
+	if err := e.loadEvents(ctx, conn, g, files); err != nil {
+		cleanup()
+		return err
+	}
+	for _, stmt := range factStatements() {
+		if _, err := conn.ExecContext(ctx, strings.ReplaceAll(stmt, "{g}", g.schema)); err != nil {
+			cleanup()
+			return fmt.Errorf("build facts: %w", err)
+		}
+	}
+	var minTS, maxTS sql.NullTime
+	if err := conn.QueryRowContext(ctx, "SELECT count(*), min(ts), max(ts) FROM "+g.schema+".ev").Scan(&g.stats.Events, &minTS, &maxTS); err != nil {
+		cleanup()
+		return err
+	}
+	g.stats.MinTS, g.stats.MaxTS = minTS.Time, maxTS.Time
+	g.stats.Files, g.stats.Version, g.stats.BuiltAt = len(files), version, time.Now()
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE VIEW main.events AS SELECT %s FROM %s.ev", store.ColumnList(), g.schema)); err != nil {
+		cleanup()
+		return err
+	}
+	e.cur.Store(g)
+	if old != nil {
+		go func() {
+			old.inUse.Lock() // waits for the queries still reading it
+			_, _ = e.db.Exec("DROP SCHEMA IF EXISTS " + old.schema + " CASCADE")
+			old.inUse.Unlock()
+		}()
+	}
+	return nil
+}
+
+// loadEvents creates {g}.ev: the deduplicated events (first arrival wins) with arr, their
+// arrival rank.
+func (e *Engine) loadEvents(ctx context.Context, conn *sql.Conn, g *generation, files []store.Segment) error {
+	cols := store.ColumnList()
+	dedup := func(rel string) string {
+		return fmt.Sprintf(`CREATE TABLE %s.ev AS
+			SELECT %s, row_number() OVER (ORDER BY _f, _r) AS arr FROM (%s)
+			QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY _f, _r) = 1`, g.schema, cols, rel)
+	}
+	if e.opts.Source == nil {
+		if err := e.generateDemo(ctx, conn, g.demoEnd); err != nil {
+			return fmt.Errorf("generate demo store: %w", err)
+		}
+		_, err := conn.ExecContext(ctx, dedup(fmt.Sprintf("SELECT %s, 0 AS _f, seq AS _r FROM main.demo_raw", cols)))
+		return err
+	}
+	switch e.opts.Source.Kind {
+	case store.KindDir, store.KindParquet:
+		if len(files) == 0 {
+			_, err := conn.ExecContext(ctx, dedup(emptyRelation()))
+			return err
+		}
+		scan := fmt.Sprintf("read_parquet(%s, filename=true, file_row_number=true, union_by_name=true)", store.ParquetList(files))
+		proj, err := projection(ctx, conn, "SELECT * FROM "+scan)
+		if err != nil {
+			return err
+		}
+		_, err = conn.ExecContext(ctx, dedup(fmt.Sprintf("SELECT %s, filename AS _f, file_row_number AS _r FROM %s", proj, scan)))
+		return err
+	case store.KindDuckDB:
+		if _, err := conn.ExecContext(ctx, "ATTACH "+store.SQLString(e.opts.Source.Path)+" AS src (READ_ONLY)"); err != nil {
+			return fmt.Errorf("open DuckDB store %s read-only (is another process writing it?): %w", e.opts.Source.Path, err)
+		}
+		defer conn.ExecContext(context.Background(), "DETACH src") //nolint:errcheck
+		proj, err := projection(ctx, conn, "SELECT * FROM src.events")
+		if err != nil {
+			return fmt.Errorf("DuckDB store %s: %w", e.opts.Source.Path, err)
+		}
+		_, err = conn.ExecContext(ctx, dedup(fmt.Sprintf("SELECT %s, 0 AS _f, row_number() OVER () AS _r FROM src.events", proj)))
+		return err
+	}
+	return fmt.Errorf("unknown store kind %q", e.opts.Source.Kind)
+}
+
+// projection maps a user relation onto the SPEC columns: present columns are cast to their
+// type, missing optional ones are NULL, a missing required one is an error.
+func projection(ctx context.Context, conn *sql.Conn, rel string) (string, error) {
+	rows, err := conn.QueryContext(ctx, "DESCRIBE "+rel)
+	if err != nil {
+		return "", err
+	}
+	have := map[string]bool{}
+	for rows.Next() {
+		var name, typ string
+		var a, b, c, d sql.NullString
+		if err := rows.Scan(&name, &typ, &a, &b, &c, &d); err != nil {
+			rows.Close()
+			return "", err
+		}
+		have[strings.ToLower(name)] = true
+	}
+	rows.Close()
+	parts := make([]string, 0, len(events.Columns))
+	var missing []string
+	for _, c := range events.Columns {
+		switch {
+		case have[c.Name]:
+			parts = append(parts, fmt.Sprintf("CAST(%s AS %s) AS %s", c.Name, c.SQLType, c.Name))
+		case c.Required:
+			missing = append(missing, c.Name)
+		default:
+			parts = append(parts, fmt.Sprintf("CAST(NULL AS %s) AS %s", c.SQLType, c.Name))
+		}
+	}
+	if len(missing) > 0 {
+		return "", fmt.Errorf("the events lack the required column(s) %s", strings.Join(missing, ", "))
+	}
+	return strings.Join(parts, ", "), nil
+}
+
+func emptyRelation() string {
+	parts := make([]string, 0, len(events.Columns)+2)
+	for _, c := range events.Columns {
+		parts = append(parts, fmt.Sprintf("CAST(NULL AS %s) AS %s", c.SQLType, c.Name))
+	}
+	parts = append(parts, "0 AS _f", "0 AS _r")
+	return "SELECT " + strings.Join(parts, ", ") + " WHERE false"
+}
+
+// generateDemo (re)writes main.demo_raw with the demo generator's events up to end.
+func (e *Engine) generateDemo(ctx context.Context, conn *sql.Conn, end time.Time) error {
+	ddl := strings.Replace(createTable("main.demo_raw"), "CREATE TABLE", "CREATE OR REPLACE TABLE", 1)
+	if _, err := conn.ExecContext(ctx, ddl); err != nil {
+		return err
+	}
+	cfg := e.opts.Demo
+	cfg.End = end
+	return conn.Raw(func(dc any) error {
+		app, err := duckdb.NewAppenderFromConn(dc.(driver.Conn), "main", "demo_raw")
+		if err != nil {
+			return err
+		}
+		var seq int64
+		genErr := demo.Generate(cfg, func(ev *events.Event) error {
+			seq++
+			return app.AppendRow(store.EventRow(ev, seq)...)
+		})
+		if err := app.Close(); err != nil && genErr == nil {
+			genErr = err
+		}
+		return genErr
+	})
+}
+
+func createTable(name string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "CREATE TABLE %s (", name)
+	for _, c := range events.Columns {
+		fmt.Fprintf(&b, "%s %s, ", c.Name, c.SQLType)
+	}
+	b.WriteString("seq BIGINT)")
+	return b.String()
+}

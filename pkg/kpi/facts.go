@@ -1,0 +1,235 @@
+package kpi
+
+import (
+	"fmt"
+	"strings"
+)
+
+// The fact tables are derived from the deduplicated events (table ev: SPEC columns plus
+// arr, the arrival rank) by the statements below, in order, inside one schema per store
+// version ({g}). They settle SPEC section 5 once, so every metric is a plain aggregate.
+
+// messageDims are the dimensions an event inherits from the message it is about or is
+// credited to, when it lacks them (SPEC section 5, "Dimensions of an event").
+var messageDims = []string{"campaign", "template", "category", "variant", "segment", "business_number", "pricing_type", "country"}
+
+// otherDims are the remaining stored dimensions: taken from the row itself.
+var otherDims = []string{"agent_id", "sender", "message_type", "currency", "error_code", "step"}
+
+func inherit(own, from string) string {
+	parts := make([]string, 0, len(messageDims))
+	for _, d := range messageDims {
+		parts = append(parts, fmt.Sprintf("coalesce(%s.%s, %s.%s) AS %s", own, d, from, d, d))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func own(alias string, dims []string) string {
+	parts := make([]string, 0, len(dims))
+	for _, d := range dims {
+		parts = append(parts, alias+"."+d)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func factStatements() []string {
+	return []string{
+		// msg: one row per message; its first sent row in arrival order gives the send time
+		// and dimensions.
+		`CREATE TABLE {g}.msg AS
+		SELECT message_id, ts AS send_ts, contact_id, conversation_id, value AS price,
+		       ` + own("ev", messageDims) + `, ` + own("ev", []string{"agent_id", "sender", "message_type", "currency"}) + `
+		FROM {g}.ev AS ev WHERE type = 'sent' AND message_id IS NOT NULL
+		QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY arr) = 1`,
+
+		// st: statuses per message, repeated statuses counted once.
+		`CREATE TABLE {g}.st AS
+		SELECT message_id,
+		       min(ts) FILTER (WHERE type IN ('delivered', 'read')) AS deliv_ts,
+		       min(ts) FILTER (WHERE type = 'read') AS read_ts,
+		       bool_or(type = 'failed') AS is_failed,
+		       arg_min(error_code, arr) FILTER (WHERE type = 'failed') AS error_code
+		FROM {g}.ev WHERE type IN ('delivered', 'read', 'failed') AND message_id IS NOT NULL
+		GROUP BY message_id`,
+
+		// credit: the message each reply, click, conversion, block, opt-out and report is
+		// credited to. An explicit reply_to credits that message if it is stored (whatever
+		// the time); otherwise the latest campaign message to the contact within the window
+		// (24 h; 7 days for conversions), both ends included.
+		`CREATE TABLE {g}.credit AS
+		WITH x AS (
+			SELECT event_id, type, ts, contact_id, reply_to,
+			       CASE WHEN type = 'converted' THEN INTERVAL 7 DAY ELSE INTERVAL 24 HOUR END AS win
+			FROM {g}.ev
+			WHERE type IN ('received', 'clicked', 'converted', 'blocked', 'opted_out', 'reported')
+		),
+		cand AS (
+			SELECT contact_id, send_ts, message_id FROM {g}.msg
+			WHERE sender = 'campaign' AND contact_id IS NOT NULL
+		),
+		lt AS (
+			SELECT x.event_id, cand.message_id, cand.send_ts
+			FROM x ASOF JOIN cand ON x.contact_id = cand.contact_id AND x.ts >= cand.send_ts
+			WHERE x.reply_to IS NULL
+		)
+		SELECT x.event_id, x.type, x.ts,
+		       CASE WHEN x.reply_to IS NOT NULL THEN m.message_id
+		            WHEN lt.send_ts >= x.ts - x.win THEN lt.message_id END AS credited
+		FROM x
+		LEFT JOIN {g}.msg AS m ON x.reply_to IS NOT NULL AND m.message_id = x.reply_to
+		LEFT JOIN lt ON lt.event_id = x.event_id`,
+
+		// f_msg: message outcomes. Delivered means a delivered/read status or a credited
+		// click or reply.
+		`CREATE TABLE {g}.f_msg AS
+		WITH cr AS (
+			SELECT c.credited AS message_id,
+			       count(*) FILTER (WHERE c.type = 'clicked') AS n_click,
+			       min(c.ts) FILTER (WHERE c.type = 'clicked') AS click_ts,
+			       count(*) FILTER (WHERE c.type = 'received') AS n_reply,
+			       min(c.ts) FILTER (WHERE c.type = 'received') AS reply_ts,
+			       count(*) FILTER (WHERE c.type = 'converted') AS n_conv,
+			       coalesce(sum(e.value) FILTER (WHERE c.type = 'converted'), 0) AS revenue
+			FROM {g}.credit AS c JOIN {g}.ev AS e USING (event_id)
+			WHERE c.credited IS NOT NULL AND c.type IN ('clicked', 'received', 'converted')
+			GROUP BY 1
+		)
+		SELECT m.*,
+		       st.deliv_ts, st.read_ts,
+		       coalesce(st.is_failed, false) AS is_failed,
+		       CAST(st.error_code AS VARCHAR) AS error_code,
+		       CAST(NULL AS VARCHAR) AS step,
+		       coalesce(cr.n_click, 0) > 0 AS is_clicked,
+		       coalesce(cr.n_reply, 0) > 0 AS is_replied,
+		       coalesce(cr.n_conv, 0) AS n_conv,
+		       coalesce(cr.revenue, 0) AS revenue,
+		       (st.deliv_ts IS NOT NULL OR coalesce(cr.n_click, 0) > 0 OR coalesce(cr.n_reply, 0) > 0) AS is_delivered,
+		       st.read_ts IS NOT NULL AS is_read,
+		       coalesce(st.deliv_ts, least(cr.click_ts, cr.reply_ts)) AS first_deliv_ts
+		FROM {g}.msg AS m
+		LEFT JOIN {g}.st AS st USING (message_id)
+		LEFT JOIN cr USING (message_id)`,
+
+		// f_evt: every event at its own time, with message dimensions it lacks taken from the
+		// message it is about (statuses) or credited to; plus one _delivery row per message
+		// at its earliest delivery (also for statuses whose sent is not stored).
+		`CREATE TABLE {g}.f_evt AS
+		WITH recv AS (
+			SELECT contact_id, min(ts) AS first_recv_ts FROM {g}.ev
+			WHERE type = 'received' AND contact_id IS NOT NULL GROUP BY contact_id
+		)
+		SELECT e.type, e.ts, e.contact_id, e.conversation_id, e.value,
+		       ` + inherit("e", "m") + `,
+		       e.agent_id, e.sender, e.message_type, e.currency, CAST(e.error_code AS VARCHAR) AS error_code, e.step,
+		       recv.first_recv_ts
+		FROM {g}.ev AS e
+		LEFT JOIN {g}.credit AS c ON c.event_id = e.event_id
+		LEFT JOIN {g}.msg AS m ON m.message_id = CASE WHEN c.event_id IS NOT NULL THEN c.credited ELSE e.message_id END
+		LEFT JOIN recv ON recv.contact_id = e.contact_id
+		UNION ALL
+		SELECT '_delivery' AS type, coalesce(st.deliv_ts, fm.first_deliv_ts) AS ts,
+		       fm.contact_id, fm.conversation_id, NULL AS value,
+		       ` + own("fm", messageDims) + `,
+		       fm.agent_id, fm.sender, fm.message_type, fm.currency, NULL AS error_code, NULL AS step,
+		       NULL AS first_recv_ts
+		FROM {g}.st AS st FULL OUTER JOIN {g}.f_msg AS fm USING (message_id)
+		WHERE coalesce(st.deliv_ts, fm.first_deliv_ts) IS NOT NULL`,
+
+		// f_conv: one row per conversation at its opening time with the opening row's
+		// dimensions. The agent of the first agent message answers for response times, the
+		// agent of the first resolved row for resolution.
+		`CREATE TABLE {g}.f_conv AS
+		WITH op AS (
+			SELECT * FROM {g}.ev WHERE type = 'conversation_opened'
+			QUALIFY row_number() OVER (PARTITION BY conversation_id ORDER BY ts, arr) = 1
+		),
+		agent_msg AS (
+			SELECT m.conversation_id, m.send_ts, m.agent_id
+			FROM {g}.msg AS m JOIN op ON op.conversation_id = m.conversation_id
+			WHERE m.sender = 'agent' AND m.send_ts >= op.ts
+			QUALIFY row_number() OVER (PARTITION BY m.conversation_id ORDER BY m.send_ts, m.message_id) = 1
+		),
+		esc AS (
+			SELECT conversation_id, ts, agent_id FROM {g}.ev WHERE type = 'escalated'
+		),
+		frt AS (
+			SELECT a.conversation_id, a.agent_id AS frt_agent,
+			       epoch(a.send_ts) - epoch(greatest(op.ts, coalesce(max(esc.ts), op.ts))) AS frt_s
+			FROM agent_msg AS a JOIN op USING (conversation_id)
+			LEFT JOIN esc ON esc.conversation_id = a.conversation_id AND esc.ts <= a.send_ts
+			GROUP BY a.conversation_id, a.agent_id, a.send_ts, op.ts
+		),
+		res AS (
+			SELECT conversation_id, ts AS res_ts, sender AS res_sender, agent_id AS res_agent FROM {g}.ev
+			WHERE type = 'resolved'
+			QUALIFY row_number() OVER (PARTITION BY conversation_id ORDER BY ts, arr) = 1
+		),
+		flags AS (
+			SELECT conversation_id,
+			       bool_or(type = 'escalated') AS escalated,
+			       bool_or(type = 'abandoned') AS abandoned
+			FROM {g}.ev WHERE type IN ('escalated', 'abandoned') AND conversation_id IS NOT NULL
+			GROUP BY conversation_id
+		)
+		SELECT op.conversation_id, op.ts AS opened_ts, op.contact_id,
+		       ` + inherit("op", "m") + `,
+		       coalesce(op.agent_id, frt.frt_agent, res.res_agent) AS agent_id,
+		       op.sender, op.message_type, op.currency, CAST(NULL AS VARCHAR) AS error_code, CAST(NULL AS VARCHAR) AS step,
+		       frt.frt_s, frt.frt_agent,
+		       epoch(res.res_ts) - epoch(op.ts) AS res_s, res.res_agent,
+		       coalesce(flags.escalated, false) AS escalated,
+		       coalesce(flags.abandoned, false) AS abandoned,
+		       (res.res_sender = 'bot' AND NOT coalesce(flags.escalated, false)) AS self_resolved
+		FROM op
+		LEFT JOIN {g}.msg AS m ON m.message_id = coalesce(op.reply_to, op.message_id)
+		LEFT JOIN frt ON frt.conversation_id = op.conversation_id
+		LEFT JOIN res ON res.conversation_id = op.conversation_id
+		LEFT JOIN flags ON flags.conversation_id = op.conversation_id`,
+
+		// f_turn: customer turns. Consecutive inbound messages of a conversation form one
+		// turn from the first; the next bot or agent message answers it (campaign messages
+		// neither answer nor split a turn).
+		`CREATE TABLE {g}.f_turn AS
+		WITH seq AS (
+			SELECT conversation_id, ts, 0 AS k, arr FROM {g}.ev
+			WHERE type = 'received' AND conversation_id IS NOT NULL
+			UNION ALL
+			SELECT conversation_id, send_ts, 1 AS k, 0 FROM {g}.msg
+			WHERE sender IN ('agent', 'bot') AND conversation_id IS NOT NULL
+		),
+		o AS (
+			SELECT *, lag(k) OVER (PARTITION BY conversation_id ORDER BY ts, k, arr) AS prev_k FROM seq
+		),
+		starts AS (SELECT conversation_id, ts FROM o WHERE k = 0 AND (prev_k IS NULL OR prev_k = 1)),
+		answers AS (
+			SELECT conversation_id, send_ts AS ts, CASE WHEN sender = 'agent' THEN agent_id END AS agent_id
+			FROM {g}.msg WHERE sender IN ('agent', 'bot') AND conversation_id IS NOT NULL
+		),
+		t AS (
+			SELECT s.conversation_id, s.ts AS start_ts, a.ts AS answer_ts, a.agent_id AS answer_agent
+			FROM starts AS s ASOF LEFT JOIN answers AS a
+			  ON s.conversation_id = a.conversation_id AND a.ts >= s.ts
+		)
+		SELECT t.start_ts, t.conversation_id, c.contact_id,
+		       ` + own("c", messageDims) + `,
+		       coalesce(t.answer_agent, c.agent_id) AS agent_id, c.sender, c.message_type, c.currency,
+		       CAST(NULL AS VARCHAR) AS error_code, CAST(NULL AS VARCHAR) AS step,
+		       epoch(t.answer_ts) - epoch(t.start_ts) AS resp_s
+		FROM t LEFT JOIN {g}.f_conv AS c ON c.conversation_id = t.conversation_id`,
+
+		// f_quality: rating changes; rows with a template are template ratings.
+		`CREATE TABLE {g}.f_quality AS
+		SELECT ts, business_number, template, quality,
+		       CASE quality WHEN 'GREEN' THEN 0 WHEN 'YELLOW' THEN 1 WHEN 'RED' THEN 2 END AS state, arr
+		FROM {g}.ev WHERE type = 'quality_changed'`,
+	}
+}
+
+// factTime is each fact's time column.
+var factTime = map[Fact]string{
+	FactMessage:      "send_ts",
+	FactEvent:        "ts",
+	FactConversation: "opened_ts",
+	FactTurn:         "start_ts",
+	FactQuality:      "ts",
+}

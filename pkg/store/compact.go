@@ -1,0 +1,129 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// CompactOptions tunes Compact.
+type CompactOptions struct {
+	// SmallBytes: segments smaller than this are merged (default 32 MiB).
+	SmallBytes int64
+	// MinSegments: merge only when at least this many small segments are in a row (default 8).
+	MinSegments int
+	// RetiredGrace: how long replaced segments stay in retired/ for readers that listed
+	// them before they moved (default 5 minutes).
+	RetiredGrace time.Duration
+}
+
+func (o *CompactOptions) defaults() {
+	if o.SmallBytes <= 0 {
+		o.SmallBytes = 32 << 20
+	}
+	if o.MinSegments <= 1 {
+		o.MinSegments = 8
+	}
+	if o.RetiredGrace <= 0 {
+		o.RetiredGrace = 5 * time.Minute
+	}
+}
+
+// CompactResult says what Compact did.
+type CompactResult struct {
+	Merged  int    // segments merged
+	Output  string // the new segment
+	Removed int    // retired segments deleted after their grace period
+	Skipped bool   // another process holds the compaction lock
+}
+
+// Compact merges runs of small segments into one segment each. The merged segment is
+// published before its inputs are retired, so a reader sees every event at every moment
+// (duplicates in between are removed by the readers' deduplication). Only one process
+// compacts a store at a time (an exclusive lock on compact.lock).
+func (w *Writer) Compact(ctx context.Context, opts CompactOptions) (CompactResult, error) {
+	opts.defaults()
+	var res CompactResult
+	unlock, ok, err := tryLock(filepath.Join(w.dir, "compact.lock"))
+	if err != nil {
+		return res, err
+	}
+	if !ok {
+		res.Skipped = true
+		return res, nil
+	}
+	defer unlock()
+	res.Removed = removeRetired(w.dir, opts.RetiredGrace)
+
+	segs, err := ListSegments(w.dir)
+	if err != nil {
+		return res, err
+	}
+	// The longest run of consecutive small segments, oldest first.
+	var run []Segment
+	for _, s := range segs {
+		if s.Size < opts.SmallBytes {
+			run = append(run, s)
+			continue
+		}
+		if len(run) >= opts.MinSegments {
+			break
+		}
+		run = run[:0]
+	}
+	if len(run) < opts.MinSegments {
+		return res, nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	first := strings.TrimSuffix(run[0].Name, ".parquet")
+	name := first + "-c" + strings.TrimSuffix(newSegmentName(time.Now())[21:], ".parquet") + ".parquet"
+	tmp := filepath.Join(w.dir, TmpDir, name)
+	q := fmt.Sprintf(`COPY (SELECT %s FROM read_parquet(%s, filename=true, file_row_number=true)
+		QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY filename, file_row_number) = 1
+		ORDER BY filename, file_row_number) TO %s (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)`,
+		ColumnList(), parquetList(run), SQLString(tmp))
+	if _, err := w.db.ExecContext(ctx, q); err != nil {
+		os.Remove(tmp)
+		return res, fmt.Errorf("compact: %w", err)
+	}
+	out, err := publish(w.dir, tmp, name)
+	if err != nil {
+		os.Remove(tmp)
+		return res, fmt.Errorf("compact: publish: %w", err)
+	}
+	for _, s := range run {
+		retired := filepath.Join(w.dir, RetiredDir, s.Name)
+		if err := os.Rename(s.Path, retired); err != nil && !os.IsNotExist(err) {
+			return res, fmt.Errorf("compact: retire %s: %w", s.Name, err)
+		}
+		now := time.Now()
+		_ = os.Chtimes(retired, now, now) // the grace period starts at retirement
+	}
+	res.Merged, res.Output = len(run), out
+	return res, nil
+}
+
+func removeRetired(dir string, grace time.Duration) int {
+	entries, err := os.ReadDir(filepath.Join(dir, RetiredDir))
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		// Compaction stamps mtime at retirement, so mtime is the retirement time.
+		if time.Since(info.ModTime()) > grace {
+			if os.Remove(filepath.Join(dir, RetiredDir, e.Name())) == nil {
+				n++
+			}
+		}
+	}
+	return n
+}
