@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# scripts/grafana/run-grafana.sh PLUGINS_DIR PROVISIONING_DIR DATA_DIR [PORT]
+#
+# Starts the headless Grafana built by get-grafana.sh in the background on 127.0.0.1:PORT
+# (default 3000) and prints its URL on stdout once /api/health answers (progress on stderr).
+# Basic auth admin:admin. Stop it with: kill "$(cat DATA_DIR/grafana.pid)"
+#
+#   PLUGINS_DIR       folder of plugin folders (plugin.json + gpx_* binary [+ module.js])
+#   PROVISIONING_DIR  datasources/, dashboards/, alerting/ ... (dashboards providers need
+#                     absolute paths)
+#   DATA_DIR          grafana.ini, the sqlite database, grafana.log and grafana.pid
+#
+# Environment:
+#   BLUETICKS_CACHE         build cache root (default $HOME/.cache/blueticks)
+#   GRAFANA_UNSIGNED        unsigned plugin ids to allow (default: every id in PLUGINS_DIR/*/plugin.json)
+#   GRAFANA_EXTRA_INI       a file appended to the generated grafana.ini
+#   GRAFANA_START_TIMEOUT   seconds to wait for /api/health (default 120)
+#   GF_<SECTION>_<KEY>      Grafana's own overrides
+set -euo pipefail
+
+usage="usage: run-grafana.sh PLUGINS_DIR PROVISIONING_DIR DATA_DIR [PORT]"
+PLUGINS=${1:?$usage}
+PROV=${2:?$usage}
+DATA=${3:?$usage}
+PORT=${4:-3000}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+say() { echo "run-grafana: $*" >&2; }
+
+BIN=$("$HERE/get-grafana.sh")
+HOMEPATH=$(dirname "$(dirname "$BIN")")/src
+
+mkdir -p "$PLUGINS" "$PROV" "$DATA"
+PLUGINS=$(cd "$PLUGINS" && pwd)
+PROV=$(cd "$PROV" && pwd)
+DATA=$(cd "$DATA" && pwd)
+# Grafana logs an error for each missing provisioning folder.
+for sub in datasources dashboards alerting plugins notifiers access-control; do mkdir -p "$PROV/$sub"; done
+
+if [[ -z ${GRAFANA_UNSIGNED:-} ]]; then
+  GRAFANA_UNSIGNED=$(sed -n 's/^[[:space:]]*"id"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' "$PLUGINS"/*/plugin.json 2> /dev/null \
+    | sort -u | paste -sd, - || true)
+fi
+
+if [[ -f $DATA/grafana.pid ]] && kill -0 "$(cat "$DATA/grafana.pid")" 2> /dev/null; then
+  say "a Grafana started with $DATA is still running (pid $(cat "$DATA/grafana.pid"))"
+  exit 1
+fi
+if (exec 3<> "/dev/tcp/127.0.0.1/$PORT") 2> /dev/null; then
+  say "127.0.0.1:$PORT is in use"
+  exit 1
+fi
+
+cat > "$DATA/grafana.ini" << INI
+app_mode = production
+instance_name = blueticks
+[paths]
+data = $DATA
+logs = $DATA/log
+plugins = $PLUGINS
+provisioning = $PROV
+[server]
+protocol = http
+http_addr = 127.0.0.1
+http_port = $PORT
+root_url = http://127.0.0.1:$PORT/
+[database]
+type = sqlite3
+[security]
+admin_user = admin
+admin_password = admin
+disable_gravatar = true
+[analytics]
+reporting_enabled = false
+check_for_updates = false
+check_for_plugin_updates = false
+feedback_links_enabled = false
+[snapshots]
+external_enabled = false
+[news]
+news_feed_enabled = false
+[plugins]
+allow_loading_unsigned_plugins = $GRAFANA_UNSIGNED
+plugin_admin_enabled = false
+[unified_alerting]
+enabled = true
+[alerting]
+enabled = false
+[live]
+max_connections = 0
+[log]
+mode = console
+level = info
+INI
+if [[ -n ${GRAFANA_EXTRA_INI:-} ]]; then cat "$GRAFANA_EXTRA_INI" >> "$DATA/grafana.ini"; fi
+
+began=$(date +%s%N)
+setsid "$BIN" server --homepath "$HOMEPATH" --config "$DATA/grafana.ini" > "$DATA/grafana.log" 2>&1 < /dev/null &
+echo $! > "$DATA/grafana.pid"
+
+URL=http://127.0.0.1:$PORT
+deadline=$(( $(date +%s) + ${GRAFANA_START_TIMEOUT:-120} ))
+while (( $(date +%s) < deadline )); do
+  if ! kill -0 "$(cat "$DATA/grafana.pid")" 2> /dev/null; then
+    say "Grafana exited; the end of $DATA/grafana.log:"
+    tail -30 "$DATA/grafana.log" >&2
+    exit 1
+  fi
+  if curl -fsS -m 2 "$URL/api/health" 2> /dev/null | grep -q '"database": *"ok"'; then
+    say "up after $(( ($(date +%s%N) - began) / 1000000 )) ms (pid $(cat "$DATA/grafana.pid"), log $DATA/grafana.log, unsigned plugins allowed: ${GRAFANA_UNSIGNED:-none})"
+    echo "$URL"
+    exit 0
+  fi
+  sleep 0.2
+done
+say "no healthy answer from $URL/api/health in ${GRAFANA_START_TIMEOUT:-120} s; the end of $DATA/grafana.log:"
+tail -30 "$DATA/grafana.log" >&2
+kill "$(cat "$DATA/grafana.pid")" 2> /dev/null || true
+exit 1
