@@ -16,15 +16,15 @@ func TestReport(t *testing.T) {
 		t.Skip("set DEMO_REPORT=1")
 	}
 	type mrec struct {
-		ts                                 time.Time
+		ts                                  time.Time
 		camp, cat, variant, country, sender string
-		del, read, fail, click             bool
+		del, read, fail, click              bool
 	}
 	msgs := map[string]*mrec{}
 	seen := map[string]bool{}
 	var pending []events.Event
 	type crec struct {
-		open, esc, firstAgent time.Time
+		open, esc, firstAgent        time.Time
 		escalated, botRes, abandoned bool
 	}
 	convs := map[string]*crec{}
