@@ -15,6 +15,14 @@ function isEmpty(value: unknown): boolean {
   );
 }
 
+/**
+ * A variable's query as Grafana hands it over: an object, or for a variable created before
+ * this editor existed, a string (or nothing).
+ */
+export function asQuery(query: unknown, refId = 'variable'): BlueTicksQuery {
+  return query && typeof query === 'object' ? (query as BlueTicksQuery) : { refId };
+}
+
 /** Sets one field, removing it when the new value is empty. */
 export function setField<K extends QueryField>(
   query: BlueTicksQuery,

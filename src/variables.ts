@@ -3,7 +3,7 @@ import { Observable } from 'rxjs';
 
 import { VariableQueryEditor } from './components/VariableQueryEditor';
 import type { DataSource } from './datasource';
-import { pruneQuery } from './query';
+import { asQuery, pruneQuery } from './query';
 import { BlueTicksQuery } from './types';
 
 /**
@@ -20,7 +20,9 @@ export class BlueTicksVariableSupport extends CustomVariableSupport<DataSource, 
   }
 
   query(request: DataQueryRequest<BlueTicksQuery>): Observable<DataQueryResponse> {
-    const targets = request.targets.map((t) => pruneQuery({ ...t, queryType: 'values' }));
+    const targets = request.targets.map((t, i) =>
+      pruneQuery({ ...asQuery(t, `variable-${i}`), queryType: 'values' })
+    );
     return this.datasource.query({ ...request, targets });
   }
 }

@@ -22,7 +22,7 @@ const setup = (query: Partial<BlueTicksQuery>, fail: string[] = []) => {
 };
 
 /** Waits until the catalog has loaded: the selected metric shows its name instead of its id. */
-const catalogLoaded = (name = 'Messages sent') => waitFor(() => expect(screen.getByText(name)).toBeInTheDocument());
+const catalogLoaded = (name = 'Messages sent') => waitFor(() => expect(screen.getAllByText(name)[0]).toBeInTheDocument());
 
 describe('QueryEditor', () => {
   it('offers the catalog grouped by area with unit and definition, and writes the chosen metrics', async () => {
@@ -34,6 +34,15 @@ describe('QueryEditor', () => {
     await userEvent.click(screen.getByText('Read rate'));
     expect(last()).toEqual({ refId: 'A', queryType: 'timeseries', metrics: ['sent', 'read_rate'] });
     expect(onRunQuery).toHaveBeenCalled();
+  });
+
+  it('shows the definitions of the chosen metrics, and gives an untyped query its shape', async () => {
+    const { last } = setup({ metrics: ['sent', 'block_rate'] });
+    await catalogLoaded();
+    const defs = screen.getByTestId(Components.QueryEditor.definitions);
+    expect(defs).toHaveTextContent('Block rate (percentunit, event time): blocked events / messages delivered, same bucket');
+    await pick(Components.QueryEditor.bucket, '1d');
+    expect(last()).toEqual({ refId: 'A', queryType: 'timeseries', metrics: ['sent', 'block_rate'], bucket: '1d' });
   });
 
   it('explains the two time semantics', async () => {

@@ -90,7 +90,8 @@ export function QueryEditor({ datasource, query, onChange, onRunQuery }: Props) 
   const problems = validateQuery({ ...query, queryType: shape }, metrics);
 
   const change = (next: BlueTicksQuery, run = true) => {
-    onChange(next);
+    // A query saved before it had a type (or made elsewhere) gets the shape it is shown as.
+    onChange(next.queryType ? next : { ...next, queryType: shape });
     if (run) {
       onRunQuery();
     }
@@ -148,6 +149,7 @@ export function QueryEditor({ datasource, query, onChange, onRunQuery }: Props) 
           </InlineField>
         </InlineFieldRow>
       )}
+      {fields.has('metrics') && <MetricDefinitions ids={query.metrics ?? []} byId={byId} />}
 
       {fields.has('metric') && (
         <InlineFieldRow>
@@ -288,6 +290,24 @@ export function QueryEditor({ datasource, query, onChange, onRunQuery }: Props) 
         </Alert>
       )}
     </div>
+  );
+}
+
+/** The selected metrics' definitions, so what a number means is on screen, not only in a menu. */
+function MetricDefinitions({ ids, byId }: { ids: string[]; byId: Map<string, MetricDef> }) {
+  const defs = ids.map((id) => byId.get(id)).filter((m): m is MetricDef => Boolean(m));
+  if (defs.length === 0) {
+    return null;
+  }
+  return (
+    <ul data-testid={Components.QueryEditor.definitions} style={{ fontSize: '12px', margin: '0 0 8px 16px' }}>
+      {defs.map((m) => (
+        <li key={m.id}>
+          <strong>{m.name}</strong> ({m.unit}
+          {m.timeSemantics ? `, ${m.timeSemantics}` : ''}): {m.description}
+        </li>
+      ))}
+    </ul>
   );
 }
 

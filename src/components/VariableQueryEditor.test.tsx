@@ -27,6 +27,13 @@ describe('VariableQueryEditor', () => {
     });
   });
 
+  it('takes over a variable whose saved query is still a string', async () => {
+    const { ds } = makeDataSource();
+    const { last } = renderEditor(VariableQueryEditor, ds, '' as unknown as BlueTicksQuery);
+    await pick(Components.VariableQueryEditor.dimension, 'Campaign');
+    expect(last()).toEqual({ refId: 'variable', queryType: 'values', dimension: 'campaign' });
+  });
+
   it('shows an error when the dimensions cannot be loaded', async () => {
     const { ds } = makeDataSource([], ['dimensions']);
     renderEditor(VariableQueryEditor, ds, { refId: 'A' });

@@ -3,7 +3,7 @@ import { QueryEditorProps } from '@grafana/data';
 import { Alert, InlineField, InlineFieldRow, Select } from '@grafana/ui';
 
 import type { DataSource } from '../datasource';
-import { setField } from '../query';
+import { asQuery, setField } from '../query';
 import { BlueTicksOptions, BlueTicksQuery } from '../types';
 import { FiltersEditor } from './FiltersEditor';
 import { dimensionOptions, optionFor } from './options';
@@ -16,8 +16,9 @@ type Props = QueryEditorProps<DataSource, BlueTicksQuery, BlueTicksOptions>;
  * A variable lists the distinct values of one dimension (`queryType: "values"`),
  * optionally filtered, also by other variables (e.g. templates of `$campaign`).
  */
-export function VariableQueryEditor({ datasource, query, onChange }: Props) {
+export function VariableQueryEditor({ datasource, query: given, onChange }: Props) {
   const { dimensions, error } = useCatalog(datasource);
+  const query = asQuery(given);
   const base: BlueTicksQuery = { ...query, queryType: 'values' };
   const options = dimensionOptions(dimensions);
 

@@ -14,6 +14,7 @@ export const Components = {
     period: 'Period',
     problems: 'blueticks-query-problems',
     timeHelp: 'blueticks-time-semantics',
+    definitions: 'blueticks-metric-definitions',
     catalogError: 'blueticks-catalog-error',
     sql: {
       editor: 'blueticks-sql-editor',
