@@ -274,22 +274,28 @@ func (g *gen) hour(h int64) {
 
 // put files an event at time ts under its arrival time: usually ts, sometimes minutes or
 // hours later (out of order), sometimes twice (a duplicate delivery).
+//
+// It draws the same random numbers whether or not the event is kept, so an entity's other
+// events do not depend on End.
 func (g *gen) put(e *events.Event, ts int64) {
+	// Two draws: 32 bits decide lateness and duplication, 32 bits give the delay.
+	x, y := g.r.u64(), g.r.u64()
+	late, dup := float64(x>>32)*0x1p-32, float64(x&0xffffffff)*0x1p-32
+	d := float64(y>>32) * 0x1p-32
+	arr := ts
+	if late < lateShare*0.7 {
+		arr += usMin + int64(d*float64(14*usMin))
+	} else if late < lateShare {
+		arr += usHour + int64(d*float64(5*usHour))
+	}
+	dupDelay := int64(float64(y&0xffffffff) * 0x1p-32 * float64(10*usMin))
 	if ts > g.endUS {
 		return
 	}
-	arr := ts
-	if u := g.r.f(); u < lateShare {
-		if u < lateShare*0.7 {
-			arr += g.r.between(usMin, 15*usMin)
-		} else {
-			arr += g.r.between(usHour, 6*usHour)
-		}
-	}
 	e.TS = time.UnixMicro(ts).UTC()
 	g.insert(e, arr)
-	if g.r.f() < dupShare {
-		g.insert(e, arr+g.r.between(0, 10*usMin))
+	if dup < dupShare {
+		g.insert(e, arr+dupDelay)
 	}
 }
 
@@ -324,7 +330,7 @@ func (g *gen) flush(h int64) error {
 			return err
 		}
 	}
-	if cap(b.evs) > 1<<13 { // let big hours go back to the GC
+	if cap(b.evs) > 1<<11 { // let big hours go back to the GC
 		b.evs, b.arr, b.keys = nil, nil, nil
 	} else {
 		clear(b.evs)
