@@ -152,6 +152,9 @@ func (g *gen) scheduleQuality(endDay0 int64) {
 	for i, n := range numbers {
 		q(g.startUS+int64(i+1)*usMin, n, "", "GREEN")
 	}
+	// The templates whose rating changes later start GREEN too.
+	q(g.startUS+4*usMin, numShop, "flash_sale_48h", "GREEN")
+	q(g.startUS+5*usMin, numShop, "winback_20off", "GREEN")
 	// A care-line wobble mid-history.
 	cw := endDay0 - 55*usDay
 	q(cw+14*usHour, numCare, "", "YELLOW")
