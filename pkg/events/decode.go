@@ -1,0 +1,254 @@
+package events
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Rejected is a row that failed validation: where it was and why.
+type Rejected struct {
+	File   string
+	Line   int
+	Reason string
+}
+
+func (r Rejected) String() string { return fmt.Sprintf("%s:%d: %s", r.File, r.Line, r.Reason) }
+
+var columnIndex = func() map[string]bool {
+	m := map[string]bool{}
+	for _, c := range Columns {
+		m[c.Name] = true
+	}
+	return m
+}()
+
+// FromFields builds an event from column → text. Empty text is a missing value. Unknown
+// columns are an error (a misspelt column would otherwise be lost silently).
+func FromFields(fields map[string]string) (Event, error) {
+	var e Event
+	for k, v := range fields {
+		if !columnIndex[k] {
+			return e, fmt.Errorf("unknown column %q (the event model's columns are listed in docs/EVENTS.md)", k)
+		}
+		v = strings.TrimSpace(v)
+		if v == "" {
+			continue
+		}
+		switch k {
+		case "event_id":
+			e.EventID = v
+		case "ts":
+			t, err := ParseTime(v)
+			if err != nil {
+				return e, fmt.Errorf("ts: %w", err)
+			}
+			e.TS = t
+		case "type":
+			e.Type = v
+		case "message_id":
+			e.MessageID = v
+		case "reply_to":
+			e.ReplyTo = v
+		case "conversation_id":
+			e.ConversationID = v
+		case "contact_id":
+			e.ContactID = v
+		case "business_number":
+			e.BusinessNumber = v
+		case "sender":
+			e.Sender = v
+		case "agent_id":
+			e.AgentID = v
+		case "campaign":
+			e.Campaign = v
+		case "template":
+			e.Template = v
+		case "category":
+			e.Category = v
+		case "variant":
+			e.Variant = v
+		case "segment":
+			e.Segment = v
+		case "country":
+			e.Country = v
+		case "message_type":
+			e.MessageType = v
+		case "error_code":
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil || n != math.Trunc(n) || n < math.MinInt32 || n > math.MaxInt32 {
+				return e, fmt.Errorf("error_code %q is not a whole number", v)
+			}
+			c := int32(n)
+			e.ErrorCode = &c
+		case "value":
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+				return e, fmt.Errorf("value %q is not a number", v)
+			}
+			e.Value = &f
+		case "currency":
+			e.Currency = v
+		case "step":
+			e.Step = v
+		case "quality":
+			e.Quality = v
+		case "pricing_type":
+			e.PricingType = v
+		}
+	}
+	e.Normalize()
+	return e, e.Validate()
+}
+
+var timeLayouts = []string{
+	time.RFC3339Nano,
+	"2006-01-02 15:04:05.999999999Z07:00",
+	"2006-01-02 15:04:05.999999999Z07",
+	"2006-01-02 15:04:05.999999999-07",
+	"2006-01-02T15:04:05.999999999",
+	"2006-01-02 15:04:05.999999999",
+	"2006-01-02",
+}
+
+// ParseTime reads RFC 3339 (a time without a zone is UTC), DuckDB's text form, or Unix
+// epoch seconds or milliseconds.
+func ParseTime(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if n, err := strconv.ParseFloat(s, 64); err == nil && !strings.ContainsAny(s, "-:") {
+		if n > 1e11 { // milliseconds
+			return time.UnixMilli(int64(n)).UTC(), nil
+		}
+		sec, frac := math.Modf(n)
+		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
+	}
+	for _, l := range timeLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not a time (use RFC 3339, e.g. 2026-03-01T10:00:00Z, or Unix seconds)", s)
+}
+
+// MaxLineBytes bounds one NDJSON line.
+const MaxLineBytes = 1 << 20
+
+// DecodeNDJSON reads one JSON object per line. Valid events go to emit in file order;
+// invalid rows go to reject with their line and reason, and reading goes on.
+func DecodeNDJSON(r io.Reader, file string, emit func(Event) error, reject func(Rejected)) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), MaxLineBytes)
+	line := 0
+	for sc.Scan() {
+		line++
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		e, err := decodeJSONObject(b)
+		if err != nil {
+			reject(Rejected{file, line, err.Error()})
+			continue
+		}
+		if err := emit(e); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return fmt.Errorf("%s:%d: line longer than %d bytes", file, line+1, MaxLineBytes)
+		}
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	return nil
+}
+
+// DecodeJSONObject validates one JSON object as an event.
+func DecodeJSONObject(b []byte) (Event, error) { return decodeJSONObject(b) }
+
+func decodeJSONObject(b []byte) (Event, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return Event{}, fmt.Errorf("not a JSON object: %v", err)
+	}
+	fields := make(map[string]string, len(raw))
+	for k, v := range raw {
+		s := strings.TrimSpace(string(v))
+		switch {
+		case s == "null":
+			continue
+		case strings.HasPrefix(s, `"`):
+			var str string
+			if err := json.Unmarshal(v, &str); err != nil {
+				return Event{}, fmt.Errorf("%s: %v", k, err)
+			}
+			fields[k] = str
+		case strings.HasPrefix(s, "{") || strings.HasPrefix(s, "["):
+			return Event{}, fmt.Errorf("%s must be a string or number, not an object or list", k)
+		default:
+			fields[k] = s
+		}
+	}
+	return FromFields(fields)
+}
+
+// DecodeCSV reads a CSV file whose header names SPEC columns.
+func DecodeCSV(r io.Reader, file string, emit func(Event) error, reject func(Rejected)) error {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
+	header, err := cr.Read()
+	if err != nil {
+		if err == io.EOF {
+			return nil
+		}
+		return fmt.Errorf("%s:1: cannot read the header: %w", file, err)
+	}
+	cols := make([]string, len(header))
+	for i, h := range header {
+		h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
+		if !columnIndex[h] {
+			return fmt.Errorf("%s:1: unknown column %q in the header (the event model's columns are listed in docs/EVENTS.md)", file, h)
+		}
+		cols[i] = h
+	}
+	for {
+		rec, err := cr.Read()
+		line, _ := cr.FieldPos(0)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				reject(Rejected{file, pe.Line, pe.Err.Error()})
+				continue
+			}
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		if len(rec) != len(cols) {
+			reject(Rejected{file, line, fmt.Sprintf("%d fields, but the header has %d", len(rec), len(cols))})
+			continue
+		}
+		fields := make(map[string]string, len(cols))
+		for i, c := range cols {
+			fields[c] = rec[i]
+		}
+		e, err := FromFields(fields)
+		if err != nil {
+			reject(Rejected{file, line, err.Error()})
+			continue
+		}
+		if err := emit(e); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,99 @@
+// Package models holds the data source's typed settings, decoded and validated once when
+// Grafana creates an instance.
+package models
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/grafana/grafana-plugin-sdk-go/backend"
+)
+
+// Settings are a data source's jsonData plus its secrets.
+type Settings struct {
+	// StorePath names the store: a Blue Ticks store directory, a DuckDB file or Parquet
+	// files. Empty means the embedded demo store.
+	StorePath            string `json:"storePath"`
+	QueryTimeoutSeconds  int    `json:"queryTimeoutSeconds"`
+	MemoryLimitMB        int    `json:"memoryLimitMB"`
+	Threads              int    `json:"threads"`
+	MaxRows              int    `json:"maxRows"`
+	MaxConcurrentQueries int    `json:"maxConcurrentQueries"`
+	// DemoEvents sizes the embedded demo store (default 300000).
+	DemoEvents int `json:"demoEvents"`
+
+	// Secrets never serialise.
+	Secrets Secrets `json:"-"`
+}
+
+// Secrets come from secureJsonData.
+type Secrets struct {
+	HashKey string
+}
+
+// Defaults and limits.
+const (
+	DefaultQueryTimeout  = 30
+	DefaultMemoryLimitMB = 1024
+	DefaultMaxRows       = 100_000
+	DefaultMaxConcurrent = 4
+	DefaultDemoEvents    = 300_000
+	MaxQueryTimeout      = 600
+	MaxMemoryLimitMB     = 1 << 20
+	MaxRowsLimit         = 10_000_000
+	MaxConcurrentLimit   = 64
+	MaxDemoEvents        = 20_000_000
+)
+
+// QueryTimeout is the per-query time limit.
+func (s *Settings) QueryTimeout() time.Duration {
+	return time.Duration(s.QueryTimeoutSeconds) * time.Second
+}
+
+// Load decodes and validates the settings of one data source instance.
+func Load(src backend.DataSourceInstanceSettings) (*Settings, error) {
+	s := &Settings{}
+	if len(strings.TrimSpace(string(src.JSONData))) > 0 {
+		if err := json.Unmarshal(src.JSONData, s); err != nil {
+			return nil, fmt.Errorf("data source settings (jsonData) are not valid: %w", err)
+		}
+	}
+	s.StorePath = strings.TrimSpace(s.StorePath)
+	s.Secrets.HashKey = src.DecryptedSecureJSONData["hashKey"]
+	if err := s.applyDefaults(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Settings) applyDefaults() error {
+	check := func(name string, v *int, def, max int) error {
+		switch {
+		case *v == 0:
+			*v = def
+		case *v < 0 || *v > max:
+			return fmt.Errorf("setting %s = %d is out of range (1 to %d)", name, *v, max)
+		}
+		return nil
+	}
+	for _, c := range []struct {
+		name     string
+		v        *int
+		def, max int
+	}{
+		{"queryTimeoutSeconds", &s.QueryTimeoutSeconds, DefaultQueryTimeout, MaxQueryTimeout},
+		{"memoryLimitMB", &s.MemoryLimitMB, DefaultMemoryLimitMB, MaxMemoryLimitMB},
+		{"threads", &s.Threads, runtime.NumCPU(), 256},
+		{"maxRows", &s.MaxRows, DefaultMaxRows, MaxRowsLimit},
+		{"maxConcurrentQueries", &s.MaxConcurrentQueries, DefaultMaxConcurrent, MaxConcurrentLimit},
+		{"demoEvents", &s.DemoEvents, DefaultDemoEvents, MaxDemoEvents},
+	} {
+		if err := check(c.name, c.v, c.def, c.max); err != nil {
+			return err
+		}
+	}
+	return nil
+}
