@@ -4,7 +4,7 @@ import { AsyncMultiSelect, IconButton, InlineField, InlineFieldRow, Select } fro
 
 import type { DataSource } from '../datasource';
 import { DimensionDef, Filter, FilterOp } from '../types';
-import { dimensionOptions as toOptions, optionFor } from './options';
+import { dimensionOptions as toOptions, optionFor, selectedValues } from './options';
 import { Components } from './selectors';
 import { errorMessage } from './useCatalog';
 
@@ -133,9 +133,7 @@ function FilterValues({ datasource, dimension, values, onChange }: ValuesProps) 
         defaultOptions
         allowCustomValue
         value={values.map((v) => ({ label: v, value: v }))}
-        onChange={(selected: Array<SelectableValue<string>>) =>
-          onChange(selected.map((s) => s.value).filter((v): v is string => Boolean(v)))
-        }
+        onChange={(selected: Array<SelectableValue<string>>) => onChange(selectedValues(selected))}
         noOptionsMessage={error ? `Could not load values: ${error}` : 'No values found'}
         width={40}
       />

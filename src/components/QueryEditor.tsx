@@ -22,12 +22,13 @@ import {
   MAX_LIMIT,
   MetricDef,
   QUERY_FIELDS,
+  QueryField,
   RETENTION_PERIODS,
   Shape,
   SHAPES,
 } from '../types';
 import { FiltersEditor } from './FiltersEditor';
-import { dimensionOptions, optionFor } from './options';
+import { dimensionOptions, optionFor, selectedValues } from './options';
 import { Components } from './selectors';
 import { useCatalog } from './useCatalog';
 
@@ -96,8 +97,8 @@ export function QueryEditor({ datasource, query, onChange, onRunQuery }: Props) 
       onRunQuery();
     }
   };
-  const set = <K extends keyof BlueTicksQuery & string>(field: K, value: BlueTicksQuery[K] | undefined) =>
-    change(setField(query, field as never, value as never));
+  const set = <K extends QueryField>(field: K, value: BlueTicksQuery[K] | undefined) =>
+    change(setField(query, field, value));
 
   const asOption = (id: string): SelectableValue<string> =>
     byId.has(id) ? metricOption(byId.get(id)!) : { label: id, value: id };
@@ -139,12 +140,7 @@ export function QueryEditor({ datasource, query, onChange, onRunQuery }: Props) 
               value={(query.metrics ?? []).map(asOption)}
               allowCustomValue
               placeholder="Pick KPIs"
-              onChange={(selected: Array<SelectableValue<string>>) =>
-                set(
-                  'metrics',
-                  selected.map((s) => s.value!).filter(Boolean)
-                )
-              }
+              onChange={(selected: Array<SelectableValue<string>>) => set('metrics', selectedValues(selected))}
             />
           </InlineField>
         </InlineFieldRow>
@@ -210,12 +206,7 @@ export function QueryEditor({ datasource, query, onChange, onRunQuery }: Props) 
               value={(query.groupBy ?? []).map((id) => optionFor(groupByOptions, id))}
               allowCustomValue
               placeholder="No grouping"
-              onChange={(selected: Array<SelectableValue<string>>) =>
-                set(
-                  'groupBy',
-                  selected.map((s) => s.value!).filter(Boolean)
-                )
-              }
+              onChange={(selected: Array<SelectableValue<string>>) => set('groupBy', selectedValues(selected))}
             />
           </InlineField>
         </InlineFieldRow>

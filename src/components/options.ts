@@ -14,3 +14,8 @@ export function optionFor(options: Array<SelectableValue<string>>, value: string
   const flat = options.flatMap((o) => (o.options ? (o.options as Array<SelectableValue<string>>) : [o]));
   return flat.find((o) => o.value === value) ?? { label: value, value };
 }
+
+/** The values of a multi-select's selection, without empty ones. */
+export function selectedValues(selected: Array<SelectableValue<string>>): string[] {
+  return selected.map((s) => s.value).filter((v): v is string => Boolean(v));
+}
