@@ -121,6 +121,14 @@ describe('applyTemplateVariables', () => {
       );
     });
 
+    it("leaves the backend's $__interval macros to the backend", () => {
+      const q = apply(
+        { queryType: 'sql', rawSql: 'SELECT $__interval, $__interval_ms, $bucket FROM events' },
+        { __interval: { text: '5m', value: '5m' }, __interval_ms: { text: '300000', value: 300000 } }
+      );
+      expect(q.rawSql).toBe('SELECT $__interval, $__interval_ms, 1h FROM events');
+    });
+
     it('escapes quotes inside values', () => {
       const q = apply({ queryType: 'sql', rawSql: 'SELECT 1 FROM events WHERE campaign IN ($c)' }, {
         c: { text: "O'Neil", value: ["O'Neil"] },

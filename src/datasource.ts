@@ -218,7 +218,10 @@ export class DataSource extends DataSourceWithBackend<BlueTicksQuery, BlueTicksO
       }
       return this.isAll(names[0], scopedVars);
     });
-    return this.templateSrv.replace(resolved, scopedVars, sqlFormat);
+    // $__interval and $__interval_ms are the backend's macros (a DuckDB INTERVAL, a
+    // number); Grafana would otherwise put its own text ("5m") there from the scoped vars.
+    const { __interval: _i, __interval_ms: _ms, ...vars } = scopedVars ?? {};
+    return this.templateSrv.replace(resolved, vars, sqlFormat);
   }
 }
 

@@ -50,7 +50,7 @@ export const SQL_MACROS: Array<[string, string]> = [
   ["$__timeGroup(ts, '1h')", "ts truncated to buckets of that size (in the query's time zone)"],
   ['$__unixEpochFilter(col)', 'an epoch-seconds column within the range'],
   ['$__conditionalAll(condition, $var)', 'the condition, or 1=1 when $var is set to All'],
-  ['$__interval', "the panel's interval, e.g. 5m"],
+  ['$__interval', "the panel's interval, as a DuckDB INTERVAL ($__interval_ms: in milliseconds)"],
 ];
 
 const TIMEZONES: string[] = (() => {
