@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// Event is one row of the store. Optional columns are pointers-free: the empty string and
-// nil mean "missing" (stored as NULL).
+// Event is one row of the store. A missing optional column is the empty string, or nil for
+// the two numeric columns (stored as NULL).
 type Event struct {
 	EventID        string    `json:"event_id"`
 	TS             time.Time `json:"ts"`
@@ -34,6 +34,20 @@ type Event struct {
 	Step           string    `json:"step,omitempty"`
 	Quality        string    `json:"quality,omitempty"`
 	PricingType    string    `json:"pricing_type,omitempty"`
+}
+
+// Clone copies the event, including the values behind its pointers.
+func (e *Event) Clone() Event {
+	c := *e
+	if e.ErrorCode != nil {
+		v := *e.ErrorCode
+		c.ErrorCode = &v
+	}
+	if e.Value != nil {
+		v := *e.Value
+		c.Value = &v
+	}
+	return c
 }
 
 // Column describes one column of the event model, in storage order.

@@ -63,15 +63,19 @@ func (w *Writer) Dir() string { return w.dir }
 func (w *Writer) Close() error { return w.db.Close() }
 
 // OpenDuckDB opens a DuckDB database (in memory for path "") with UTC as its time zone.
+// The zone is set globally, so it holds on every connection, also after the configuration
+// is locked.
 func OpenDuckDB(path string) (*sql.DB, error) {
-	connector, err := duckdb.NewConnector(path, func(execer driver.ExecerContext) error {
-		_, err := execer.ExecContext(context.Background(), "SET TimeZone='UTC'", nil)
-		return err
-	})
+	connector, err := duckdb.NewConnector(path, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open duckdb: %w", err)
 	}
-	return sql.OpenDB(connector), nil
+	db := sql.OpenDB(connector)
+	if _, err := db.Exec("SET GLOBAL TimeZone = 'UTC'"); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open duckdb: set time zone: %w", err)
+	}
+	return db, nil
 }
 
 // createTableSQL gives the DDL of a table in SPEC columns, optionally with an arrival

@@ -81,7 +81,7 @@ func runDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	err = demo.Generate(demo.Config{Events: *n, Days: *days, Seed: *seed, End: time.Now().UTC()}, func(e *events.Event) error {
-		batch = append(batch, *e)
+		batch = append(batch, e.Clone()) // the generator reuses e after emit returns
 		if len(batch) >= importer.BatchSize {
 			return flush()
 		}
