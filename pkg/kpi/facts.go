@@ -53,12 +53,14 @@ func factStatements() []string {
 		GROUP BY message_id`,
 
 		// credit: the message each reply, click, conversion, block, opt-out and report is
-		// credited to. An explicit reply_to credits that message if it is stored (whatever
-		// the time); otherwise the latest campaign message to the contact within the window
+		// credited to. An explicit reply_to (for blocks, opt-outs and reports also the
+		// message_id they are about) credits that message if it is stored (whatever the
+		// time); otherwise the latest campaign message to the contact within the window
 		// (24 h; 7 days for conversions), both ends included.
 		`CREATE TABLE {g}.credit AS
 		WITH x AS (
-			SELECT event_id, type, ts, contact_id, reply_to,
+			SELECT event_id, type, ts, contact_id,
+			       coalesce(reply_to, CASE WHEN type IN ('blocked', 'opted_out', 'reported') THEN message_id END) AS reply_to,
 			       CASE WHEN type = 'converted' THEN INTERVAL 7 DAY ELSE INTERVAL 24 HOUR END AS win
 			FROM {g}.ev
 			WHERE type IN ('received', 'clicked', 'converted', 'blocked', 'opted_out', 'reported')

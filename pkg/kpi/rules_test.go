@@ -297,3 +297,18 @@ func TestMissingDimensionGroup(t *testing.T) {
 	require.Contains(t, rows, "<nil>")
 	assert.Nil(t, rows["<nil>"].groups[0])
 }
+
+// SPEC 5 "Dimensions of an event": message dimensions come from the message the event is
+// about (message_id) first; last touch only when it names none. A block reported against
+// m1 belongs to m1's campaign even if a later campaign message reached the contact.
+func TestEventAboutMessageBeatsLastTouch(t *testing.T) {
+	f := newFixture(t, []events.Event{
+		sent("m1", at(8, 0), "k1", withCampaign("spring")), delivered("m1", at(8, 1)),
+		sent("m2", at(9, 0), "k1", withCampaign("summer")), delivered("m2", at(9, 1)),
+		contactEvent(events.TypeBlocked, at(10, 0), "k1", withMessageID("m1")),
+		contactEvent(events.TypeReported, at(10, 5), "k1"), // no message: last touch m2
+	})
+	rows, _ := f.table(`{"queryType":"table","metrics":["blocked","reported"],"groupBy":["campaign"]}`, base, base.AddDate(0, 0, 1))
+	expectRow(t, rows, "spring", map[string]*float64{"blocked": num(1), "reported": num(0)})
+	expectRow(t, rows, "summer", map[string]*float64{"blocked": num(0), "reported": num(1)})
+}

@@ -128,3 +128,35 @@ func TestConversationCreditedAtOpening(t *testing.T) {
 	// turn 23:50 -> 00:20 = 1800 s, at day 0.
 	expectSeries(t, s, "", "response_time", num(1800), null)
 }
+
+// SPEC 5 "Conversations": turns across a campaign message (it neither answers nor splits a
+// turn), an escalation after the agent message does not move FRT, a bot-only conversation
+// has no FRT, csat groups by the event's own agent.
+func TestTurnsAndFirstResponseEdges(t *testing.T) {
+	f := newFixture(t, []events.Event{
+		// cv1: inbound 12:00, campaign message 12:01, inbound 12:02, bot 12:04: one turn of
+		// 240 s; then inbound 12:10 and agent 12:15 (300 s); escalation at 12:20, after the
+		// agent message: FRT = 12:15 - 12:00 = 900 s.
+		convEvent(events.TypeConversationOpened, at(12, 0), "cv1", withContact("u1")),
+		received("r1", at(12, 0), "u1", withConv("cv1")),
+		sent("c1", at(12, 1), "u1", withConv("cv1"), withCampaign("promo")),
+		received("r2", at(12, 2), "u1", withConv("cv1")),
+		sent("b1", at(12, 4), "u1", withConv("cv1"), withSender("bot")),
+		received("r3", at(12, 10), "u1", withConv("cv1")),
+		sent("a1", at(12, 15), "u1", withConv("cv1"), withSender("agent"), withAgent("ann")),
+		convEvent(events.TypeEscalated, at(12, 20), "cv1"),
+		// cv2: bot answers only: a turn of 60 s, no FRT.
+		convEvent(events.TypeConversationOpened, at(13, 0), "cv2", withContact("u2")),
+		received("r4", at(13, 0), "u2", withConv("cv2")),
+		sent("b2", at(13, 1), "u2", withConv("cv2"), withSender("bot")),
+		convEvent(events.TypeCSAT, at(13, 5), "cv2", withAgent("zed"), withValue(2)),
+		convEvent(events.TypeCSAT, at(13, 6), "cv1", withAgent("ann"), withValue(5)),
+	})
+	rows, _ := f.table(`{"queryType":"table","metrics":["response_time","unanswered_turns","first_response_time","first_response_time_p90","escalation_rate"]}`, base, base.AddDate(0, 0, 1))
+	// turns 240, 300, 60: avg 200; FRT only cv1: 900 (p90 of one value is that value).
+	expectRow(t, rows, "", map[string]*float64{"response_time": num(200), "unanswered_turns": num(0),
+		"first_response_time": num(900), "first_response_time_p90": num(900), "escalation_rate": num(0.5)})
+	byAgent, _ := f.table(`{"queryType":"table","metrics":["csat_avg","csat_satisfied"],"groupBy":["agent_id"]}`, base, base.AddDate(0, 0, 1))
+	expectRow(t, byAgent, "ann", map[string]*float64{"csat_avg": num(5), "csat_satisfied": num(1)})
+	expectRow(t, byAgent, "zed", map[string]*float64{"csat_avg": num(2), "csat_satisfied": num(0)})
+}
