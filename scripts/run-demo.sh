@@ -64,7 +64,7 @@ for _ in $(seq 1 50); do
   [[ $(grep -c . <<< "$dashboards") -ge 6 ]] && break
   sleep 0.2
 done
-health=$(curl "${auth[@]}" "$URL/api/datasources/uid/blueticks-demo/health" 2> /dev/null | jq -r '"\(.status): \(.message)"' 2> /dev/null || echo "no answer")
+health=$(curl -u admin:admin -fsS -m 120 "$URL/api/datasources/uid/blueticks-demo/health" 2> /dev/null | jq -r '"\(.status): \(.message)"' 2> /dev/null || echo "no answer")
 
 echo
 echo "Grafana $URL  (admin / admin; headless: HTTP API only, no web UI)"
