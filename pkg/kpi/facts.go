@@ -128,6 +128,8 @@ func factStatements() []string {
 		LEFT JOIN {g}.credit AS c ON c.event_id = e.event_id
 		LEFT JOIN {g}.msg AS m ON m.message_id = CASE WHEN c.event_id IS NOT NULL THEN c.credited ELSE e.message_id END
 		LEFT JOIN recv ON recv.contact_id = e.contact_id
+		-- Message rows and statuses live in f_msg; here they would only add empty groups.
+		WHERE e.type NOT IN ('sent', 'delivered', 'read', 'failed')
 		UNION ALL
 		SELECT '_delivery' AS type, coalesce(st.deliv_ts, fm.first_deliv_ts) AS ts,
 		       fm.contact_id, fm.conversation_id, NULL AS value,
@@ -190,7 +192,8 @@ func factStatements() []string {
 
 		// f_turn: customer turns. Consecutive inbound messages of a conversation form one
 		// turn from the first; the next bot or agent message answers it (campaign messages
-		// neither answer nor split a turn).
+		// neither answer nor split a turn). agent_id is the agent who answered (none for
+		// the bot).
 		`CREATE TABLE {g}.f_turn AS
 		WITH seq AS (
 			SELECT conversation_id, ts, 0 AS k, arr FROM {g}.ev
@@ -214,7 +217,7 @@ func factStatements() []string {
 		)
 		SELECT t.start_ts, t.conversation_id, c.contact_id,
 		       ` + own("c", messageDims) + `,
-		       coalesce(t.answer_agent, c.agent_id) AS agent_id, c.sender, c.message_type, c.currency,
+		       t.answer_agent AS agent_id, c.sender, c.message_type, c.currency,
 		       CAST(NULL AS VARCHAR) AS error_code, CAST(NULL AS VARCHAR) AS step,
 		       epoch(t.answer_ts) - epoch(t.start_ts) AS resp_s
 		FROM t LEFT JOIN {g}.f_conv AS c ON c.conversation_id = t.conversation_id`,
