@@ -129,8 +129,9 @@ func ConditionalAll(args []string) (string, error) {
 	if len(args) < 2 {
 		return "", fmt.Errorf("%w: $__conditionalAll takes 2 arguments (condition, $var), got %d", sqlutil.ErrorBadArgumentCount, countArgs(args))
 	}
-	cond := strings.Join(args[:len(args)-1], ", ")
-	v := strings.Trim(strings.TrimSpace(args[len(args)-1]), `'"()`)
+	// The condition is the first argument; a multi-value variable expands to several.
+	cond := args[0]
+	v := strings.Trim(strings.TrimSpace(strings.Join(args[1:], ",")), `'"()`)
 	if v == "" || v == "$__all" || v == "__all" || strings.HasPrefix(v, "$") {
 		return "TRUE", nil
 	}
