@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -285,12 +286,14 @@ func TestDemo(t *testing.T) {
 	})
 }
 
-// ---------------------------------------------------------------- the block rate rule on a crafted store
+// ---------------------------------------------------------------- the rules on a crafted store
 
 const (
-	numberSpike  = "bn-e2e-spike"  // 300 deliveries, 15 blocks: 5 %  -> fires
-	numberSteady = "bn-e2e-steady" // 300 deliveries, 2 blocks: 0.7 % -> normal
-	numberTiny   = "bn-e2e-tiny"   // 4 deliveries, 2 blocks: 50 %, too few messages -> normal
+	numberSpike   = "bn-e2e-spike"   // 300 deliveries, 15 blocks: 5 % -> block rate fires
+	numberSteady  = "bn-e2e-steady"  // 300 deliveries, 2 blocks: 0.7 % -> normal
+	numberTiny    = "bn-e2e-tiny"    // 4 deliveries, 2 blocks: 50 % but too few messages -> normal
+	numberFailing = "bn-e2e-failing" // 250 sent, 60 failed with 131049, rated RED -> delivery drop, failure spike, quality RED
+	failingCode   = "131049"
 )
 
 // writeStore writes an NDJSON file of SPEC rows placed in the last hour and imports it
@@ -305,24 +308,36 @@ func writeStore(t *testing.T, now time.Time) string {
 	row := func(m map[string]any) { require.NoError(t, enc.Encode(m)) }
 	ts := func(d time.Duration) string { return now.Add(d).UTC().Format(time.RFC3339Nano) }
 	for _, n := range []struct {
-		number     string
-		messages   int
-		blocks     int
-		campaignID string
-	}{{numberSpike, 300, 15, "e2e_spike"}, {numberSteady, 300, 2, "e2e_steady"}, {numberTiny, 4, 2, "e2e_tiny"}} {
+		number           string
+		messages, blocks int
+		failed           int
+	}{{numberSpike, 300, 15, 0}, {numberSteady, 300, 2, 0}, {numberTiny, 4, 2, 0}, {numberFailing, 250, 0, 60}} {
 		for i := 0; i < n.messages; i++ {
 			msg := fmt.Sprintf("wamid.%s.%04d", n.number, i)
 			contact := fmt.Sprintf("contact-%s-%04d", n.number, i)
-			sentAt := -50*time.Minute + time.Duration(i)*5*time.Second // 25 minutes of sends
+			sentAt := -50*time.Minute + time.Duration(i)*5*time.Second // up to 25 minutes of sends
 			row(map[string]any{"event_id": msg + ".sent", "ts": ts(sentAt), "type": "sent", "message_id": msg,
-				"contact_id": contact, "business_number": n.number, "sender": "campaign", "campaign": n.campaignID,
+				"contact_id": contact, "business_number": n.number, "sender": "campaign", "campaign": "e2e_" + n.number,
 				"template": "e2e_template", "category": "marketing", "country": "IT", "message_type": "template"})
+			if i < n.failed {
+				row(map[string]any{"event_id": msg + ".failed", "ts": ts(sentAt + 10*time.Second), "type": "failed",
+					"message_id": msg, "error_code": 131049})
+				continue
+			}
 			row(map[string]any{"event_id": msg + ".delivered", "ts": ts(sentAt + 10*time.Second), "type": "delivered", "message_id": msg})
 			if i < n.blocks {
 				row(map[string]any{"event_id": msg + ".blocked", "ts": ts(sentAt + 10*time.Minute), "type": "blocked",
 					"contact_id": contact, "business_number": n.number})
 			}
 		}
+	}
+	for _, q := range []struct {
+		at      time.Duration
+		number  string
+		quality string
+	}{{-3 * time.Hour, numberFailing, "GREEN"}, {-20 * time.Minute, numberFailing, "RED"}, {-3 * time.Hour, numberSpike, "GREEN"}} {
+		row(map[string]any{"event_id": fmt.Sprintf("quality.%s.%d", q.number, int(q.at.Seconds())), "ts": ts(q.at),
+			"type": "quality_changed", "business_number": q.number, "quality": q.quality})
 	}
 	require.NoError(t, f.Close())
 
@@ -335,44 +350,97 @@ func writeStore(t *testing.T, now time.Time) string {
 	return store
 }
 
-// TestBlockRateRuleFires runs the provisioned rules (a test copy: storePath on a crafted
-// store, group interval 10 s, no pending period) and expects the block rate rule to fire
-// for the number whose block rate crosses 2 % on enough deliveries, and only for it.
-func TestBlockRateRuleFires(t *testing.T) {
-	now := time.Now()
-	store := writeStore(t, now)
+func firing(state string) bool { return strings.HasPrefix(strings.ToLower(state), "alerting") }
+
+// TestRulesFireOnACraftedStore runs the provisioned rules (a test copy: storePath on a
+// crafted store, group interval 10 s, no pending period) and expects each rule to fire for
+// exactly the instances that cross its threshold: the block rate rule for the number with
+// 5 % blocks on 300 deliveries, not for 0.7 % on 300 nor for 50 % on 4 deliveries; the
+// delivery drop, failure spike and quality rules for the failing number (its error code).
+func TestRulesFireOnACraftedStore(t *testing.T) {
+	store := writeStore(t, time.Now())
 	g := startGrafana(t, "--store", store, "--alert-interval", "10s", "--alert-for", "0s")
 
-	// The data source sees the crafted store, and the rule's own queries answer as expected.
+	// The data source reads the crafted store.
 	code, res, msg := g.query(t, "now-65m", "now-5m", map[string]any{
 		"datasource": map[string]any{"type": pluginID, "uid": provisionedUID},
 		"queryType":  "table", "metrics": []string{"block_rate"}, "groupBy": []string{"business_number"},
 	})
 	require.Equal(t, http.StatusOK, code, msg)
 	require.Empty(t, res.Error)
-	t.Logf("block_rate by business_number over the rule's window: %v", res.Frames)
+	require.NotEmpty(t, res.Frames)
+	t.Logf("block_rate by business_number over the rule's window: %v", res.Frames[0].Data.Values)
 
-	title := ruleTitles(t)["blueticks-block-rate"]
-	require.NotEmpty(t, title)
-	rules := g.waitRules(t, []string{title}, 2*time.Minute, func(r promRule) bool {
-		for _, a := range r.Alerts {
-			if a.Labels["business_number"] == numberSpike && strings.HasPrefix(strings.ToLower(a.State), "alerting") {
-				return true
-			}
+	titles := ruleTitles(t)
+	want := map[string]struct {
+		label  string
+		firing []string
+	}{
+		"blueticks-block-rate":         {"business_number", []string{numberSpike}},
+		"blueticks-delivery-rate-drop": {"business_number", []string{numberFailing}},
+		"blueticks-failure-spike":      {"error_code", []string{failingCode}},
+		"blueticks-quality-red":        {"business_number", []string{numberFailing}},
+	}
+	require.Len(t, titles, len(want), "a provisioned rule without an expectation here")
+	var names []string
+	for uid := range want {
+		require.Contains(t, titles, uid)
+		names = append(names, titles[uid])
+	}
+	rules := g.waitRules(t, names, 2*time.Minute, func(r promRule) bool {
+		if r.Health == "error" {
+			return true // stop waiting: the assertions below say why
 		}
-		return r.Health == "error" // stop waiting: the assertions below say why
+		for uid, w := range want {
+			if titles[uid] != r.Name {
+				continue
+			}
+			n := 0
+			for _, a := range r.Alerts {
+				if firing(a.State) && slices.Contains(w.firing, a.Labels[w.label]) {
+					n++
+				}
+			}
+			return n == len(w.firing)
+		}
+		return false
 	})
-	r := rules[title]
-	assert.Equal(t, "ok", r.Health, "last error %q", r.LastError)
-	assert.Equal(t, "firing", r.State)
-	for _, a := range r.Alerts {
-		t.Logf("instance %s: %s", fmtLabels(a.Labels), a.State)
-		switch a.Labels["business_number"] {
-		case numberSpike:
-			assert.True(t, strings.HasPrefix(strings.ToLower(a.State), "alerting"), "%s should fire: %s", numberSpike, a.State)
-		default:
-			assert.False(t, strings.HasPrefix(strings.ToLower(a.State), "alerting") || strings.ToLower(a.State) == "pending",
-				"%s should stay normal: %s", a.Labels["business_number"], a.State)
+
+	for uid, w := range want {
+		r := rules[titles[uid]]
+		t.Run(uid, func(t *testing.T) {
+			assert.Equal(t, "ok", r.Health, "last error %q", r.LastError)
+			assert.Equal(t, "firing", r.State)
+			var got []string
+			for _, a := range r.Alerts {
+				t.Logf("%s: %s", fmtLabels(a.Labels), a.State)
+				if firing(a.State) || strings.EqualFold(a.State, "pending") {
+					got = append(got, a.Labels[w.label])
+				}
+				if !firing(a.State) {
+					continue
+				}
+				// The annotations' templates render with the rule's values.
+				summary, description := a.Annotations["summary"], a.Annotations["description"]
+				t.Logf("  summary: %s", summary)
+				t.Logf("  description: %s", description)
+				assert.Contains(t, summary, a.Labels[w.label])
+				for _, text := range []string{summary, description} {
+					assert.NotEmpty(t, text)
+					assert.NotContains(t, text, "error executing template")
+					assert.NotContains(t, text, "<no value>", "a value missing in an annotation")
+				}
+			}
+			sort.Strings(got)
+			assert.Equal(t, w.firing, got, "%s instances firing", w.label)
+		})
+	}
+
+	// The block rate rule's summary carries the rate and the number.
+	for _, a := range rules[titles["blueticks-block-rate"]].Alerts {
+		if a.Labels["business_number"] == numberSpike {
+			assert.Equal(t, "Block rate 5% on business number "+numberSpike, a.Annotations["summary"])
+			assert.Contains(t, a.Annotations["description"], "of the 300 messages delivered")
 		}
 	}
 }

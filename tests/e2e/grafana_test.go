@@ -173,8 +173,9 @@ type promRule struct {
 	LastEvaluation time.Time         `json:"lastEvaluation"`
 	Labels         map[string]string `json:"labels"`
 	Alerts         []struct {
-		Labels map[string]string `json:"labels"`
-		State  string            `json:"state"`
+		Labels      map[string]string `json:"labels"`
+		Annotations map[string]string `json:"annotations"`
+		State       string            `json:"state"`
 	} `json:"alerts"`
 }
 
