@@ -3,6 +3,7 @@
 //	blueticks demo   --store DIR [--events N] [--days D] [--seed S]
 //	blueticks import --store DIR FILE...
 //	blueticks query  --store DIR --from T --to T 'QUERY-JSON'
+//	blueticks serve  --store DIR --listen ADDR
 //
 // It exits non-zero with a message on any error.
 package main
@@ -22,6 +23,9 @@ Usage:
   blueticks import --store DIR FILE...                              import .ndjson/.jsonl, .csv, .parquet files
   blueticks query  [--store DIR] [--from T] [--to T] [--format table|json|csv] 'QUERY-JSON'
                                                                     print KPIs (no --store: the embedded demo)
+  blueticks serve  --store DIR --listen ADDR [--retention-days N]   receive WhatsApp webhooks and the events API
+                                                                    (secrets from BLUETICKS_APP_SECRET, BLUETICKS_VERIFY_TOKEN,
+                                                                    BLUETICKS_API_TOKEN, BLUETICKS_HASH_KEY)
 Times (T): RFC 3339 (2026-03-01T10:00:00Z), a date (2026-03-01), now, or now-<n><m|h|d|w> (now-7d).
 Run 'blueticks COMMAND --help' for a command's flags.
 `
@@ -31,6 +35,7 @@ var commands = map[string]func(ctx context.Context, args []string) error{
 	"demo":   runDemo,
 	"import": runImport,
 	"query":  runQuery,
+	"serve":  runServe,
 }
 
 func main() {

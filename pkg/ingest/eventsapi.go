@@ -1,0 +1,166 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/events"
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/pseudo"
+)
+
+// RowError is a rejected row of an events API request: its position (from 1: the line of
+// NDJSON, the element of a JSON array), its event_id when it had one, and why.
+type RowError struct {
+	Row     int    `json:"row"`
+	EventID string `json:"event_id,omitempty"`
+	Reason  string `json:"reason"`
+}
+
+// PhoneColumns are the columns that carry a raw phone number; it is hashed into
+// contact_id and never stored.
+var PhoneColumns = []string{"phone", "wa_id"}
+
+// errTooManyRows stops decoding a request with more rows than allowed.
+var errTooManyRows = errors.New("too many rows")
+
+// DecodeRows reads an events API body: a JSON array of objects, or NDJSON (one object per
+// line). Every row is validated like `blueticks import` does; raw phone numbers are
+// pseudonymised. Valid events and rejected rows are returned; err is for a body that
+// cannot be read at all.
+func DecodeRows(body []byte, h *pseudo.Hasher, maxRows int) (evs []events.Event, rejected []RowError, err error) {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return nil, nil, errors.New("the body is empty: send NDJSON (one event per line) or a JSON array of events")
+	}
+	rows := 0
+	handle := func(row int, b []byte) error {
+		rows++
+		if maxRows > 0 && rows > maxRows {
+			return errTooManyRows
+		}
+		e, err := DecodeRow(b, h)
+		if err != nil {
+			rejected = append(rejected, RowError{Row: row, EventID: peekEventID(b), Reason: err.Error()})
+			return nil
+		}
+		evs = append(evs, e)
+		return nil
+	}
+	if trimmed[0] == '[' {
+		dec := json.NewDecoder(bytes.NewReader(trimmed))
+		if _, err := dec.Token(); err != nil {
+			return nil, nil, fmt.Errorf("the body is not a JSON array: %v", err)
+		}
+		row := 0
+		for dec.More() {
+			row++
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return nil, nil, fmt.Errorf("element %d of the JSON array does not decode: %v", row, err)
+			}
+			if err := handle(row, raw); err != nil {
+				return nil, nil, err
+			}
+		}
+		if _, err := dec.Token(); err != nil {
+			return nil, nil, fmt.Errorf("the JSON array is not closed: %v", err)
+		}
+		return evs, rejected, nil
+	}
+	sc := bufio.NewScanner(bytes.NewReader(trimmed))
+	sc.Buffer(make([]byte, 0, 64*1024), events.MaxLineBytes)
+	line := 0
+	for sc.Scan() {
+		line++
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		if err := handle(line, b); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, nil, fmt.Errorf("line %d: %v", line+1, err)
+	}
+	return evs, rejected, nil
+}
+
+// DecodeRow validates one JSON object as an event. A `phone` or `wa_id` column is hashed
+// into contact_id (a row may not carry both a phone number and a contact_id).
+func DecodeRow(b []byte, h *pseudo.Hasher) (events.Event, error) {
+	if hasPhoneKey(b) {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(b, &m); err != nil {
+			return events.Event{}, fmt.Errorf("not a JSON object: %v", err)
+		}
+		var err error
+		if b, err = PseudonymiseRow(m, h); err != nil {
+			return events.Event{}, err
+		}
+	}
+	return events.DecodeJSONObject(b)
+}
+
+func hasPhoneKey(b []byte) bool {
+	for _, c := range PhoneColumns {
+		if bytes.Contains(b, []byte(`"`+c+`"`)) {
+			return true
+		}
+	}
+	return false
+}
+
+// PseudonymiseRow replaces a phone column of a decoded JSON row by contact_id and returns
+// the row re-encoded. Errors never contain the number.
+func PseudonymiseRow(m map[string]json.RawMessage, h *pseudo.Hasher) ([]byte, error) {
+	phone := ""
+	for _, c := range PhoneColumns {
+		v, ok := m[c]
+		if !ok {
+			continue
+		}
+		delete(m, c)
+		s := strings.TrimSpace(string(v))
+		if s == "null" || s == `""` {
+			continue
+		}
+		var str string
+		if err := json.Unmarshal(v, &str); err != nil {
+			str = s // a number
+		}
+		if phone != "" {
+			return nil, fmt.Errorf("give the phone number in one column, phone or wa_id")
+		}
+		phone = str
+		if h == nil {
+			return nil, fmt.Errorf("column %s carries a phone number but no pseudonymisation key is set (%s)", c, pseudo.KeyEnv)
+		}
+		if cid, ok := m["contact_id"]; ok && strings.TrimSpace(string(cid)) != "null" {
+			return nil, fmt.Errorf("give either contact_id or a phone number (%s), not both", c)
+		}
+		id, err := h.ContactID(str)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", c, err)
+		}
+		m["contact_id"], _ = json.Marshal(id)
+	}
+	return json.Marshal(m)
+}
+
+func peekEventID(b []byte) string {
+	var v struct {
+		EventID any `json:"event_id"`
+	}
+	if json.Unmarshal(b, &v) != nil {
+		return ""
+	}
+	if s, ok := v.EventID.(string); ok && len(s) <= 200 {
+		return s
+	}
+	return ""
+}

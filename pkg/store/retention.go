@@ -1,0 +1,86 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// RetentionResult says what DropBefore did.
+type RetentionResult struct {
+	Rewritten int   // segments rewritten without their old rows
+	Retired   int   // segments retired because every row was old
+	Dropped   int64 // rows deleted
+	Skipped   bool  // another process holds the compaction lock
+}
+
+// DropBefore deletes the events with ts before cutoff (the retention setting). A segment
+// with some old rows is rewritten without them and the rewrite is published, under a name
+// that sorts right after the original (so first-arrival order is kept), before the
+// original is retired; a segment with only old rows is retired. Readers therefore never
+// see a half-written file and never miss a kept event. It takes the compaction lock, so it
+// never runs at the same time as Compact in any process.
+func (w *Writer) DropBefore(ctx context.Context, cutoff time.Time) (RetentionResult, error) {
+	var res RetentionResult
+	unlock, ok, err := tryLock(filepath.Join(w.dir, "compact.lock"))
+	if err != nil {
+		return res, err
+	}
+	if !ok {
+		res.Skipped = true
+		return res, nil
+	}
+	defer unlock()
+	segs, err := ListSegments(w.dir)
+	if err != nil {
+		return res, err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	cut := cutoff.UTC()
+	for _, s := range segs {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		var old, total int64
+		q := fmt.Sprintf("SELECT count(*) FILTER (WHERE ts < ?), count(*) FROM read_parquet(%s)", SQLString(s.Path))
+		if err := w.db.QueryRowContext(ctx, q, cut).Scan(&old, &total); err != nil {
+			if _, statErr := os.Stat(s.Path); os.IsNotExist(statErr) {
+				continue // retired by a compaction of another writer in this process
+			}
+			return res, fmt.Errorf("retention: read %s: %w", s.Name, err)
+		}
+		if old == 0 {
+			continue
+		}
+		if old < total {
+			name := strings.TrimSuffix(s.Name, ".parquet") + "-r" + strings.TrimSuffix(newSegmentName(time.Now())[21:], ".parquet") + ".parquet"
+			tmp := filepath.Join(w.dir, TmpDir, name)
+			copySQL := fmt.Sprintf(`COPY (SELECT %s FROM read_parquet(%s, file_row_number=true) WHERE ts >= ?
+				ORDER BY file_row_number) TO %s (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)`,
+				ColumnList(), SQLString(s.Path), SQLString(tmp))
+			if _, err := w.db.ExecContext(ctx, copySQL, cut); err != nil {
+				os.Remove(tmp)
+				return res, fmt.Errorf("retention: rewrite %s: %w", s.Name, err)
+			}
+			if _, err := publish(w.dir, tmp, name); err != nil {
+				os.Remove(tmp)
+				return res, fmt.Errorf("retention: publish: %w", err)
+			}
+			res.Rewritten++
+		} else {
+			res.Retired++
+		}
+		retired := filepath.Join(w.dir, RetiredDir, s.Name)
+		if err := os.Rename(s.Path, retired); err != nil && !os.IsNotExist(err) {
+			return res, fmt.Errorf("retention: retire %s: %w", s.Name, err)
+		}
+		now := time.Now()
+		_ = os.Chtimes(retired, now, now)
+		res.Dropped += old
+	}
+	return res, nil
+}
