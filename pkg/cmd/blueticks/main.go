@@ -46,7 +46,7 @@ func main() {
 
 func run(ctx context.Context, args []string) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(os.Stderr, usage)
+		fmt.Fprint(stderr, usage)
 		if len(args) == 0 {
 			return 2
 		}
@@ -54,14 +54,14 @@ func run(ctx context.Context, args []string) int {
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "blueticks: unknown command %q\n\n%s", args[0], usage)
+		fmt.Fprintf(stderr, "blueticks: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
 	if err := cmd(ctx, args[1:]); err != nil {
 		if err == errHelp {
 			return 0
 		}
-		fmt.Fprintf(os.Stderr, "blueticks %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "blueticks %s: %v\n", args[0], err)
 		return 1
 	}
 	return 0

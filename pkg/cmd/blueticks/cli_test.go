@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/store"
+)
+
+// cli runs the CLI in-process and returns its exit code and output.
+func cli(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	stdout, stderr = &out, &errb
+	defer func() { stdout, stderr = os.Stdout, os.Stderr }()
+	code := run(context.Background(), args)
+	return code, out.String(), errb.String()
+}
+
+func TestDemoImportQuery(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	code, out, errs := cli(t, "demo", "--store", dir, "--events", "30000", "--days", "14", "--seed", "3")
+	require.Equal(t, 0, code, errs)
+	assert.Regexp(t, `wrote [0-9]+ events to `, out)
+
+	code, out, errs = cli(t, "query", "--store", dir, "--from", "now-14d", "--to", "now",
+		`{"queryType":"table","metrics":["sent","delivery_rate"],"groupBy":["business_number"]}`)
+	require.Equal(t, 0, code, errs)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.GreaterOrEqual(t, len(lines), 4, out)
+	assert.Contains(t, lines[0], "business_number")
+	assert.Contains(t, lines[0], "delivery_rate")
+	assert.Regexp(t, `[0-9]+\.[0-9]{2}%`, lines[2])
+
+	// Import: valid rows land, rejected rows are reported with file and line, exit 1.
+	f := filepath.Join(t.TempDir(), "crm.ndjson")
+	require.NoError(t, os.WriteFile(f, []byte(
+		`{"event_id":"crm-1","ts":"2026-03-01T10:00:00Z","type":"converted","contact_id":"c_1","value":50,"currency":"EUR"}`+"\n"+
+			`{"event_id":"crm-2","ts":"2026-03-01T10:00:00Z","type":"converted","contact_id":"c_1","value":"fifty"}`+"\n"), 0o644))
+	code, out, errs = cli(t, "import", "--store", dir, f)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, "1 new events stored")
+	assert.Contains(t, errs, "crm.ndjson:2: value \"fifty\" is not a number")
+	assert.Contains(t, errs, "1 rows were rejected (the valid rows were stored)")
+
+	segs, _ := store.ListSegments(dir)
+	code, out, _ = cli(t, "import", "--store", dir, f)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, "0 new events stored, 1 duplicates skipped")
+	segs2, _ := store.ListSegments(dir)
+	assert.Equal(t, len(segs), len(segs2), "importing again changes nothing")
+
+	code, out, errs = cli(t, "query", "--store", dir, "--from", "2026-03-01", "--to", "2026-03-02", "--format", "csv",
+		`{"queryType":"table","metrics":["conversions_total"]}`)
+	require.Equal(t, 0, code, errs)
+	assert.Equal(t, "conversions_total\n1\n", out)
+}
+
+func TestUserDuckDBAndParquetSources(t *testing.T) {
+	dir := t.TempDir()
+	db, err := store.OpenDuckDB(filepath.Join(dir, "crm.duckdb"))
+	require.NoError(t, err)
+	_, err = db.Exec(`CREATE TABLE events AS SELECT * FROM (VALUES
+		('s1', TIMESTAMPTZ '2026-03-01 10:00:00+00', 'sent', 'm1', 'campaign', 'spring'),
+		('s2', TIMESTAMPTZ '2026-03-01 10:05:00+00', 'sent', 'm2', 'campaign', 'spring'),
+		('d1', TIMESTAMPTZ '2026-03-01 10:00:09+00', 'delivered', 'm1', NULL, NULL)
+	) t(event_id, ts, type, message_id, sender, campaign)`)
+	require.NoError(t, err)
+	_, err = db.Exec(`COPY events TO '` + filepath.Join(dir, "events.parquet") + `' (FORMAT parquet)`)
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+
+	q := `{"queryType":"table","metrics":["sent","delivery_rate"],"groupBy":["campaign"]}`
+	for _, src := range []string{filepath.Join(dir, "crm.duckdb"), filepath.Join(dir, "events.parquet"), filepath.Join(dir, "*.parquet")} {
+		code, out, errs := cli(t, "query", "--store", src, "--from", "2026-03-01", "--to", "2026-03-02", "--format", "csv", q)
+		require.Equal(t, 0, code, src+": "+errs)
+		assert.Equal(t, "campaign,sent,delivery_rate\nspring,2,50.00%\n", out, src)
+	}
+}
+
+func TestErrorsExitNonZero(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "Usage:"},
+		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{[]string{"demo"}, 1, "--store DIR is required"},
+		{[]string{"import", "--store", t.TempDir()}, 1, "name at least one file"},
+		{[]string{"import", "--store", t.TempDir(), "x.xlsx"}, 1, `unknown file type ".xlsx"`},
+		{[]string{"query", "--store", "/nonexistent/store", `{"metrics":["sent"]}`}, 1, "does not exist"},
+		{[]string{"query", `{"queryType":"table","metrics":["opens"]}`}, 1, `unknown metric "opens"`},
+		{[]string{"query", "--from", "yesterday", `{"metrics":["sent"]}`}, 1, "--from:"},
+		{[]string{"query"}, 1, "give exactly one query"},
+	} {
+		code, _, errs := cli(t, tc.args...)
+		assert.Equal(t, tc.code, code, tc.args)
+		assert.Contains(t, errs, tc.want, tc.args)
+	}
+}
+
+func TestParseTimeArg(t *testing.T) {
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Time{
+		"now":                  now,
+		"now-7d":               now.Add(-7 * 24 * time.Hour),
+		"now-90m":              now.Add(-90 * time.Minute),
+		"2026-03-01":           time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC),
+		"2026-03-01T10:00:00Z": time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC),
+	} {
+		got, err := ParseTimeArg(in, now)
+		require.NoError(t, err, in)
+		assert.True(t, want.Equal(got), in)
+	}
+}
