@@ -20,10 +20,6 @@ type RowError struct {
 	Reason  string `json:"reason"`
 }
 
-// PhoneColumns are the columns that carry a raw phone number; it is hashed into
-// contact_id and never stored.
-var PhoneColumns = []string{"phone", "wa_id"}
-
 // errTooManyRows stops decoding a request with more rows than allowed.
 var errTooManyRows = errors.New("too many rows")
 
@@ -107,7 +103,7 @@ func DecodeRow(b []byte, h *pseudo.Hasher) (events.Event, error) {
 }
 
 func hasPhoneKey(b []byte) bool {
-	for _, c := range PhoneColumns {
+	for _, c := range pseudo.PhoneColumns {
 		if bytes.Contains(b, []byte(`"`+c+`"`)) {
 			return true
 		}
@@ -115,38 +111,32 @@ func hasPhoneKey(b []byte) bool {
 	return false
 }
 
-// PseudonymiseRow replaces a phone column of a decoded JSON row by contact_id and returns
-// the row re-encoded. Errors never contain the number.
+// PseudonymiseRow replaces a phone column of a decoded JSON row by contact_id (with
+// pseudo.ReplacePhone, the rules of every import path) and returns the row re-encoded.
 func PseudonymiseRow(m map[string]json.RawMessage, h *pseudo.Hasher) ([]byte, error) {
-	phone := ""
-	for _, c := range PhoneColumns {
+	f := map[string]string{}
+	for _, c := range append([]string{"contact_id"}, pseudo.PhoneColumns...) {
 		v, ok := m[c]
 		if !ok {
 			continue
 		}
-		delete(m, c)
 		s := strings.TrimSpace(string(v))
-		if s == "null" || s == `""` {
+		if s == "null" {
 			continue
 		}
 		var str string
 		if err := json.Unmarshal(v, &str); err != nil {
 			str = s // a number
 		}
-		if phone != "" {
-			return nil, fmt.Errorf("give the phone number in one column, phone or wa_id")
-		}
-		phone = str
-		if h == nil {
-			return nil, fmt.Errorf("column %s carries a phone number but no pseudonymisation key is set (%s)", c, pseudo.KeyEnv)
-		}
-		if cid, ok := m["contact_id"]; ok && strings.TrimSpace(string(cid)) != "null" {
-			return nil, fmt.Errorf("give either contact_id or a phone number (%s), not both", c)
-		}
-		id, err := h.ContactID(str)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %v", c, err)
-		}
+		f[c] = str
+	}
+	if err := pseudo.ReplacePhone(f, h); err != nil {
+		return nil, err
+	}
+	for _, c := range pseudo.PhoneColumns {
+		delete(m, c)
+	}
+	if id, ok := f["contact_id"]; ok {
 		m["contact_id"], _ = json.Marshal(id)
 	}
 	return json.Marshal(m)

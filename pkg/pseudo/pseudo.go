@@ -96,3 +96,53 @@ func (h *Hasher) ContactID(phone string) (string, error) {
 	sum := m.Sum(nil)
 	return "c_" + hex.EncodeToString(sum[:16]), nil
 }
+
+// PhoneColumns are the input columns that carry a raw phone number. Import paths hash them
+// into contact_id with ReplacePhone; they are never stored.
+var PhoneColumns = []string{"phone", "wa_id"}
+
+// IsPhoneColumn reports whether name is one of PhoneColumns.
+func IsPhoneColumn(name string) bool {
+	for _, c := range PhoneColumns {
+		if name == c {
+			return true
+		}
+	}
+	return false
+}
+
+// ReplacePhone moves a phone column of a row (column → text) into contact_id, hashed. A
+// row may carry one phone column, and not together with a contact_id. A nil hasher with a
+// phone present is an error naming KeyEnv. Errors never contain the number.
+func ReplacePhone(fields map[string]string, h *Hasher) error {
+	col, phone := "", ""
+	for _, c := range PhoneColumns {
+		v, ok := fields[c]
+		if !ok {
+			continue
+		}
+		delete(fields, c)
+		if strings.TrimSpace(v) == "" {
+			continue
+		}
+		if phone != "" {
+			return errors.New("give the phone number in one column, phone or wa_id")
+		}
+		col, phone = c, v
+	}
+	if phone == "" {
+		return nil
+	}
+	if strings.TrimSpace(fields["contact_id"]) != "" {
+		return fmt.Errorf("give either contact_id or a phone number (%s), not both", col)
+	}
+	if h == nil {
+		return fmt.Errorf("column %s carries phone numbers, which are stored only as a keyed hash: set %s", col, KeyEnv)
+	}
+	id, err := h.ContactID(phone)
+	if err != nil {
+		return fmt.Errorf("%s: %v", col, err)
+	}
+	fields["contact_id"] = id
+	return nil
+}
