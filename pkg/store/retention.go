@@ -19,7 +19,7 @@ type RetentionResult struct {
 
 // DropBefore deletes the events with ts before cutoff (the retention setting). A segment
 // with some old rows is rewritten without them and the rewrite is published, under a name
-// that sorts right after the original (so first-arrival order is kept), before the
+// that sorts in the original's place (its name plus a suffix, so first-arrival order is kept), before the
 // original is retired; a segment with only old rows is retired. Readers therefore never
 // see a half-written file and never miss a kept event. It takes the compaction lock, so it
 // never runs at the same time as Compact in any process.

@@ -1,0 +1,92 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/events"
+)
+
+func retentionEvents(prefix string, ts ...time.Time) []events.Event {
+	out := make([]events.Event, len(ts))
+	for i, t := range ts {
+		out[i] = events.Event{EventID: fmt.Sprintf("%s-%d", prefix, i), TS: t, Type: events.TypeBlocked, ContactID: "c"}
+	}
+	return out
+}
+
+func idsInStore(t *testing.T, w *Writer) []string {
+	segs, err := ListSegments(w.Dir())
+	require.NoError(t, err)
+	if len(segs) == 0 {
+		return nil
+	}
+	rows, err := w.db.Query(fmt.Sprintf(`SELECT event_id FROM read_parquet(%s, filename=true, file_row_number=true)
+		ORDER BY filename, file_row_number`, parquetList(segs)))
+	require.NoError(t, err)
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		require.NoError(t, rows.Scan(&id))
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func TestDropBefore(t *testing.T) {
+	dir := t.TempDir()
+	w, err := OpenWriter(dir)
+	require.NoError(t, err)
+	defer w.Close()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	old, recent := now.AddDate(0, 0, -40), now.AddDate(0, 0, -1)
+	_, err = w.Append(ctx, retentionEvents("allold", old, old), AppendOptions{})
+	require.NoError(t, err)
+	_, err = w.Append(ctx, retentionEvents("mixed", recent, old, recent), AppendOptions{})
+	require.NoError(t, err)
+	_, err = w.Append(ctx, retentionEvents("new", recent), AppendOptions{})
+	require.NoError(t, err)
+	before, _ := ListSegments(dir)
+	require.Len(t, before, 3)
+
+	res, err := w.DropBefore(ctx, now.AddDate(0, 0, -30))
+	require.NoError(t, err)
+	assert.Equal(t, RetentionResult{Rewritten: 1, Retired: 1, Dropped: 3}, res)
+	assert.Equal(t, []string{"mixed-0", "mixed-2", "new-0"}, idsInStore(t, w), "kept rows keep their arrival order")
+
+	after, _ := ListSegments(dir)
+	require.Len(t, after, 2)
+	assert.Greater(t, after[0].Name, before[0].Name, "the rewrite sorts in the original's place")
+	assert.Less(t, after[0].Name, before[2].Name)
+	retired, _ := filepath.Glob(filepath.Join(dir, RetiredDir, "*.parquet"))
+	assert.Len(t, retired, 2, "replaced segments wait in retired/ for readers that listed them")
+	tmp, _ := os.ReadDir(filepath.Join(dir, TmpDir))
+	assert.Empty(t, tmp)
+
+	again, err := w.DropBefore(ctx, now.AddDate(0, 0, -30))
+	require.NoError(t, err)
+	assert.Equal(t, RetentionResult{}, again, "nothing more to do")
+}
+
+func TestDropBeforeSkipsWhileCompacting(t *testing.T) {
+	dir := t.TempDir()
+	w, err := OpenWriter(dir)
+	require.NoError(t, err)
+	defer w.Close()
+	unlock, ok, err := tryLock(filepath.Join(dir, "compact.lock"))
+	require.NoError(t, err)
+	require.True(t, ok)
+	defer unlock()
+	res, err := w.DropBefore(context.Background(), time.Now())
+	require.NoError(t, err)
+	assert.True(t, res.Skipped)
+}
