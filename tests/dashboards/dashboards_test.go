@@ -320,6 +320,17 @@ func TestPanelsUseTheDataSourceVariableAndValidQueries(t *testing.T) {
 				_, hasDecimals := defaults["decimals"]
 				assert.True(t, hasDecimals, "fieldConfig.defaults.decimals")
 				assert.NotEmpty(t, list(obj(defaults["thresholds"])["steps"]), "fieldConfig.defaults.thresholds")
+				// Grafana matches reduceOptions.fields against display names: a field regex next
+				// to a displayName shows "No data".
+				if fields := str(obj(obj(p["options"])["reduceOptions"])["fields"]); fields != "" {
+					assert.Empty(t, str(defaults["displayName"]), "reduceOptions.fields %q would be matched against the display name", fields)
+				}
+				// The state timeline shows threshold ranges ("< 1") instead of value mappings
+				// when the colour mode is thresholds.
+				if str(p["type"]) == "state-timeline" {
+					assert.NotEqual(t, "thresholds", str(obj(defaults["color"])["mode"]), "state timeline colour mode")
+					assert.NotEmpty(t, list(defaults["mappings"]), "state timeline value mappings")
+				}
 
 				targets := list(p["targets"])
 				require.NotEmpty(t, targets, "no targets")
@@ -727,4 +738,104 @@ func assertAlertable(t *testing.T, frames data.Frames, dims []string) {
 	}
 	assert.Positive(t, numeric, "no numeric field")
 	assert.Positive(t, nonNull, "every value is null")
+}
+
+// ---------------------------------------------------------------- the panels the dashboards promise
+
+// TestRequiredPanels: each KPI shape is shown with the panel that fits it (issue 3).
+func TestRequiredPanels(t *testing.T) {
+	type found struct{ dashboard, title string }
+	var all []struct {
+		d dashboard
+		p map[string]any
+	}
+	for _, d := range loadDashboards(t) {
+		for _, p := range panels(d) {
+			all = append(all, struct {
+				d dashboard
+				p map[string]any
+			}{d, p})
+		}
+	}
+	first := func(p map[string]any) map[string]any { return obj(list(p["targets"])[0]) }
+	strs := func(v any) []string {
+		var out []string
+		for _, x := range list(v) {
+			out = append(out, str(x))
+		}
+		return out
+	}
+	cases := []struct {
+		name  string
+		match func(p map[string]any) bool
+		check func(t *testing.T, p map[string]any)
+	}{
+		{"stat with sparkline and thresholds", func(p map[string]any) bool {
+			return str(p["type"]) == "stat" && str(obj(p["options"])["graphMode"]) == "area"
+		}, nil},
+		{"funnel as bar gauge or bar chart", func(p map[string]any) bool {
+			return (str(p["type"]) == "bargauge" || str(p["type"]) == "barchart") && str(first(p)["queryType"]) == "funnel"
+		}, nil},
+		{"peak hours: hour of day × weekday", func(p map[string]any) bool {
+			g := strs(first(p)["groupBy"])
+			return slices.Contains(g, "hour_of_day") && slices.Contains(g, "day_of_week")
+		}, nil},
+		{"retention cohort table", func(p map[string]any) bool {
+			return str(p["type"]) == "table" && str(first(p)["queryType"]) == "retention"
+		}, nil},
+		{"A/B with intervals", func(p map[string]any) bool {
+			return str(first(p)["queryType"]) == "ab"
+		}, nil},
+		{"agent leaderboard", func(p map[string]any) bool {
+			return str(p["type"]) == "table" && slices.Contains(strs(first(p)["groupBy"]), "agent_id")
+		}, nil},
+		{"quality rating state timeline", func(p map[string]any) bool {
+			return str(p["type"]) == "state-timeline" && slices.Contains(strs(first(p)["metrics"]), "quality_rating")
+		}, func(t *testing.T, p map[string]any) {
+			want := map[string][2]string{"0": {"GREEN", "green"}, "1": {"YELLOW", "yellow"}, "2": {"RED", "red"}}
+			opts := obj(obj(list(obj(obj(p["fieldConfig"])["defaults"])["mappings"])[0])["options"])
+			for k, w := range want {
+				m := obj(opts[k])
+				assert.Equal(t, w[0], m["text"], "mapping %s", k)
+				assert.Equal(t, w[1], m["color"], "mapping %s colour", k)
+			}
+		}},
+		{"failures by error code with the code's meaning", func(p map[string]any) bool {
+			return str(p["type"]) == "table" && slices.Contains(strs(first(p)["groupBy"]), "error_code")
+		}, func(t *testing.T, p map[string]any) {
+			var mapped map[string]any
+			for _, o := range list(obj(p["fieldConfig"])["overrides"]) {
+				om := obj(o)
+				if str(obj(om["matcher"])["options"]) != "error_code" {
+					continue
+				}
+				for _, pr := range list(om["properties"]) {
+					if str(obj(pr)["id"]) == "mappings" {
+						mapped = obj(obj(list(obj(pr)["value"])[0])["options"])
+					}
+				}
+			}
+			for _, code := range []string{"131026", "131047", "131049", "131050", "130472", "131000", "131042", "131051", "131053", "131056", "470"} {
+				assert.NotEmpty(t, str(obj(mapped[code])["text"]), "error code %s has no meaning mapped", code)
+			}
+		}},
+		{"bar gauge breakdown", func(p map[string]any) bool { return str(p["type"]) == "bargauge" }, nil},
+		{"bar chart breakdown", func(p map[string]any) bool { return str(p["type"]) == "barchart" }, nil},
+		{"time series", func(p map[string]any) bool { return str(p["type"]) == "timeseries" }, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var hits []found
+			for _, x := range all {
+				if str(x.p["type"]) == "row" || len(list(x.p["targets"])) == 0 || !c.match(x.p) {
+					continue
+				}
+				hits = append(hits, found{x.d.file, str(x.p["title"])})
+				if c.check != nil {
+					c.check(t, x.p)
+				}
+			}
+			assert.NotEmpty(t, hits, "no panel is a %s", c.name)
+		})
+	}
 }
