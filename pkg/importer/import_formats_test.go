@@ -103,4 +103,3 @@ func TestImportParquetAndUnknownFormat(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "missing.csv")
 }
-
