@@ -171,6 +171,13 @@ func builtins(rng time.Duration, interval time.Duration) map[string]string {
 // Grafana's global variables take their values. It fails on a reference it cannot resolve.
 func withAllSelected(t *testing.T, where string, q map[string]any, rng, interval time.Duration) map[string]any {
 	t.Helper()
+	return withSelection(t, where, q, nil, rng, interval)
+}
+
+// withSelection is withAllSelected where the variables named in sel are set to those values
+// instead of All (a multi-value variable expands into the filter's values).
+func withSelection(t *testing.T, where string, q map[string]any, sel map[string][]string, rng, interval time.Duration) map[string]any {
+	t.Helper()
 	out := map[string]any{}
 	for k, v := range q {
 		out[k] = v
@@ -178,16 +185,26 @@ func withAllSelected(t *testing.T, where string, q map[string]any, rng, interval
 	if fl := list(q["filters"]); fl != nil {
 		kept := []any{}
 		for _, f := range fl {
-			vals := list(obj(f)["values"])
-			allVars := len(vals) > 0
-			for _, v := range vals {
+			fm := obj(f)
+			var vals []any
+			for _, v := range list(fm["values"]) {
 				if !isVarRef(str(v)) {
-					allVars = false
+					vals = append(vals, v)
+					continue
+				}
+				for _, chosen := range sel[varNames(str(v))[0]] {
+					vals = append(vals, chosen)
 				}
 			}
-			if !allVars {
-				kept = append(kept, f)
+			if len(vals) == 0 {
+				continue // All, or nothing chosen: no filter
 			}
+			nf := map[string]any{}
+			for k, v := range fm {
+				nf[k] = v
+			}
+			nf["values"] = vals
+			kept = append(kept, nf)
 		}
 		out["filters"] = kept
 	}
@@ -836,6 +853,62 @@ func TestRequiredPanels(t *testing.T) {
 				}
 			}
 			assert.NotEmpty(t, hits, "no panel is a %s", c.name)
+		})
+	}
+}
+
+// TestPanelsAcceptTheirFilters sets every variable of a dashboard to real values (the first
+// two its values query returns) and sends every panel query again: each must be answered
+// without error (possibly with no data), so every filter a panel carries is one its
+// metrics can take. With All selected (the test above) no filter reaches the plugin.
+func TestPanelsAcceptTheirFilters(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the plugin binary")
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	client := harness.Plugin(t)
+	query := func(t *testing.T, model map[string]any, from, to time.Time) backend.DataResponse {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		resp, err := client.QueryData(ctx, request(liveQuery{model: model, from: from, to: to}))
+		require.NoError(t, err)
+		return resp.Responses["A"]
+	}
+	for _, d := range loadDashboards(t) {
+		t.Run(d.file, func(t *testing.T) {
+			tm := obj(d.json["time"])
+			from, to := parseRelative(t, str(tm["from"]), now), parseRelative(t, str(tm["to"]), now)
+			iv := grafanaInterval(to.Sub(from), maxDataPoints)
+			sel := map[string][]string{}
+			for _, v := range variables(d) {
+				if str(v["type"]) != "query" {
+					continue
+				}
+				r := query(t, withAllSelected(t, "variable", obj(v["query"]), to.Sub(from), iv), from, to)
+				require.NoError(t, r.Error, "variable %s", str(v["name"]))
+				for _, f := range r.Frames {
+					for _, field := range f.Fields {
+						for i := 0; i < field.Len() && len(sel[str(v["name"])]) < 2; i++ {
+							if val, ok := field.ConcreteAt(i); ok {
+								if s, _ := val.(string); s != "" {
+									sel[str(v["name"])] = append(sel[str(v["name"])], s)
+								}
+							}
+						}
+					}
+				}
+				require.NotEmpty(t, sel[str(v["name"])], "variable %s has no values on the demo store", str(v["name"]))
+			}
+			t.Logf("selection: %v", sel)
+			for _, p := range panels(d) {
+				for _, tg := range list(p["targets"]) {
+					where := fmt.Sprintf("panel %v %q", p["id"], str(p["title"]))
+					model := withSelection(t, where, obj(tg), sel, to.Sub(from), iv)
+					r := query(t, model, from, to)
+					assert.NoError(t, r.Error, "%s: %s", where, mustJSON(model))
+				}
+			}
 		})
 	}
 }
