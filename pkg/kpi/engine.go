@@ -59,6 +59,7 @@ type Engine struct {
 	lastCheck atomic.Int64 // unix nanos of the last look at the store
 	nextGen   int
 	closed    atomic.Bool
+	staleErr  atomic.Pointer[error] // why the last look at the store could not rebuild
 }
 
 // generation is one snapshot of the store's facts, in its own schema.
@@ -109,21 +110,20 @@ func New(opts Options) (*Engine, error) {
 }
 
 // lockDown applies the resource limits and the sandbox (docs/SECURITY.md): no file access
-// outside the store, no extension installs or loads, settings locked for every later
-// statement.
+// outside the store, no spilling to disk, no extension installs or loads, settings locked
+// for every later statement.
 func (e *Engine) lockDown() error {
-	var allowed []string
-	if e.opts.Source != nil {
-		for _, d := range e.opts.Source.Dirs() {
-			allowed = append(allowed, store.SQLString(d))
-		}
-	}
+	dirs, paths := sandboxPaths(e.opts.Source)
 	stmts := []string{
 		fmt.Sprintf("SET memory_limit = '%dMB'", e.opts.MemoryLimitMB),
 		fmt.Sprintf("SET threads = %d", e.opts.Threads),
+		// No temp directory: a query that does not fit in memory_limit fails instead of
+		// spilling (by default up to 90 % of the disk, in the plugin's working directory).
+		"SET temp_directory = ''",
 		"SET autoinstall_known_extensions = false",
 		"SET autoload_known_extensions = false",
-		"SET allowed_directories = [" + strings.Join(allowed, ", ") + "]",
+		"SET allowed_directories = " + sqlList(dirs),
+		"SET allowed_paths = " + sqlList(paths),
 		"SET enable_external_access = false",
 		"SET lock_configuration = true",
 	}
@@ -133,6 +133,31 @@ func (e *Engine) lockDown() error {
 		}
 	}
 	return nil
+}
+
+// sandboxPaths are what DuckDB may read: a store directory's segments/ and retired/; a
+// DuckDB file and its WAL (not the directory it sits in); a single Parquet file; the
+// directory of a Parquet glob or folder (all of it: point storePath at a folder that holds
+// only events).
+func sandboxPaths(src *store.Source) (dirs, paths []string) {
+	if src == nil {
+		return nil, nil
+	}
+	switch {
+	case src.Kind == store.KindDuckDB:
+		return nil, []string{src.Path, src.Path + ".wal"}
+	case src.Kind == store.KindParquet && !strings.ContainsAny(src.Path, "*?["):
+		return nil, []string{src.Path}
+	}
+	return src.Dirs(), nil
+}
+
+func sqlList(items []string) string {
+	quoted := make([]string, len(items))
+	for i, s := range items {
+		quoted[i] = store.SQLString(s)
+	}
+	return "[" + strings.Join(quoted, ", ") + "]"
 }
 
 // Close drops the snapshot and closes DuckDB.
@@ -153,6 +178,9 @@ func (e *Engine) Stats(ctx context.Context) (Stats, error) {
 		return Stats{}, err
 	}
 	defer release()
+	if p := e.staleErr.Load(); p != nil {
+		return g.stats, fmt.Errorf("queries answer from the snapshot built %s: %w", g.stats.BuiltAt.UTC().Format(time.RFC3339), *p)
+	}
 	return g.stats, nil
 }
 
@@ -219,8 +247,19 @@ func (e *Engine) maybeRebuild(ctx context.Context) error {
 			break
 		}
 	}
+	switch {
+	case err == nil:
+		e.staleErr.Store(nil)
+	case ctx.Err() == nil:
+		err = fmt.Errorf("%w: %w", ErrStore, err)
+		e.staleErr.Store(&err)
+	}
 	return err
 }
+
+// ErrStore marks a store that cannot be read (a broken or unreadable file): the data's
+// problem, not the query's nor the plugin's.
+var ErrStore = errors.New("the store cannot be read")
 
 func isFileGone(err error) bool {
 	s := err.Error()

@@ -123,6 +123,10 @@ const (
 	maxListLen      = 1000 // metrics, groupBy, filters and filter values
 	MaxValuesLimit  = 1000
 	maxRawSQLLength = 100_000
+	// maxFilterValues bounds the bind parameters of one query (all filters together).
+	maxFilterValues = 10_000
+	// MaxValueLength bounds one filter value and the values search text, in bytes.
+	MaxValueLength = 4096
 )
 
 // Location is the query's time zone (UTC by default).
@@ -239,6 +243,7 @@ func (q *Query) Validate() error {
 	if dup := firstDuplicate(q.GroupBy); dup != "" {
 		return BadQuery("groupBy lists %q twice", dup)
 	}
+	total := 0
 	for i, f := range q.Filters {
 		if _, ok := LookupDimension(f.Dimension); !ok {
 			return BadQuery("filter %d: unknown dimension %q (allowed: %s)", i+1, f.Dimension, strings.Join(DimensionIDs(), ", "))
@@ -251,6 +256,18 @@ func (q *Query) Validate() error {
 		if len(f.Values) > maxListLen {
 			return BadQuery("filter %d: too many values (at most %d)", i+1, maxListLen)
 		}
+		total += len(f.Values)
+		for _, v := range f.Values {
+			if len(v) > MaxValueLength {
+				return BadQuery("filter %d: a value is too long (%d bytes, at most %d)", i+1, len(v), MaxValueLength)
+			}
+		}
+	}
+	if total > maxFilterValues {
+		return BadQuery("too many filter values in all (%d, at most %d)", total, maxFilterValues)
+	}
+	if len(q.Search) > MaxValueLength {
+		return BadQuery("search is too long (%d bytes, at most %d)", len(q.Search), MaxValueLength)
 	}
 	switch q.QueryType {
 	case TypeTimeSeries, TypeTable:
@@ -438,7 +455,7 @@ func ChooseBucket(q *Query, from, to time.Time, interval time.Duration, maxPoint
 		if err != nil {
 			return b, err
 		}
-		if n := int64(to.Sub(from) / b.Width); n > MaxPoints {
+		if n := pointsIn(from, to, b.Width); n > MaxPoints {
 			return b, BadQuery("bucket %s gives %d points over this time range (at most %d): choose a wider bucket or a shorter range", q.Bucket, n, MaxPoints)
 		}
 		return b, nil
@@ -446,20 +463,25 @@ func ChooseBucket(q *Query, from, to time.Time, interval time.Duration, maxPoint
 	if maxPoints <= 0 || maxPoints > MaxPoints {
 		maxPoints = MaxPoints
 	}
-	span := to.Sub(from)
 	for _, w := range bucketLadder {
 		if w < interval {
 			continue
 		}
-		if int64(span/w) < maxPoints {
+		if pointsIn(from, to, w) < maxPoints {
 			return Bucket{Width: w}, nil
 		}
 	}
 	last := bucketLadder[len(bucketLadder)-1]
-	if int64(span/last) <= MaxPoints {
+	if pointsIn(from, to, last) <= MaxPoints {
 		return Bucket{Width: last}, nil
 	}
 	return Bucket{}, BadQuery("time range %s to %s is too long: even weekly buckets give more than %d points", from.Format(time.RFC3339), to.Format(time.RFC3339), MaxPoints)
+}
+
+// pointsIn is the number of whole buckets of width w in [from, to), counted in seconds:
+// time.Duration saturates at about 292 years, so to.Sub(from) would undercount long ranges.
+func pointsIn(from, to time.Time, w time.Duration) int64 {
+	return (to.Unix() - from.Unix()) / int64(w/time.Second)
 }
 
 // MaxPoints caps the buckets of one series whatever the request says.

@@ -3,7 +3,6 @@ package kpi
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"encoding/json"
 	"fmt"
 	"math/big"
@@ -11,7 +10,6 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/duckdb/duckdb-go/v2"
 	"github.com/grafana/grafana-plugin-sdk-go/data"
 	"github.com/grafana/grafana-plugin-sdk-go/data/sqlutil"
 
@@ -19,9 +17,15 @@ import (
 )
 
 // runSQL runs a viewer's raw SQL: macros expanded, then accepted only if DuckDB's own
-// parser sees exactly one SELECT, then prepared (nothing runs at prepare time for a single
-// statement) and executed under the query's context. The engine's DuckDB already refuses
-// file access outside the store, extension loads and setting changes (lockDown).
+// parser sees exactly one SELECT (nothing is executed by that check), then run as
+//
+//	SELECT * FROM query(?) LIMIT maxRows+1
+//
+// with the text as a bind parameter: DuckDB's query() table function parses it again and
+// accepts a single SELECT only, the viewer's text is never pasted into SQL, and the LIMIT
+// keeps DuckDB from materialising more rows than the frame may hold. The engine's DuckDB
+// already refuses file access outside the store, extension loads and setting changes
+// (lockDown).
 func (e *Engine) runSQL(ctx context.Context, g *generation, r Request) (data.Frames, error) {
 	q := r.Query
 	loc := q.Location()
@@ -41,50 +45,27 @@ func (e *Engine) runSQL(ctx context.Context, g *generation, r Request) (data.Fra
 	if err := e.checkReadOnly(ctx, text); err != nil {
 		return nil, err
 	}
-	conn, err := e.db.Conn(ctx)
+	maxRows := e.opts.MaxRows
+	rows, err := e.db.QueryContext(ctx, fmt.Sprintf("SELECT * FROM query(?) LIMIT %d", maxRows+1), text)
 	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	var frame *data.Frame
-	err = conn.Raw(func(dc any) error {
-		st, err := dc.(driver.ConnPrepareContext).PrepareContext(ctx, text)
-		if err != nil {
-			return BadQuery("%v", cleanDuckErr(err))
-		}
-		defer st.Close()
-		typ, err := st.(*duckdb.Stmt).StatementType()
-		if err != nil {
-			return err
-		}
-		if typ != duckdb.STATEMENT_TYPE_SELECT {
-			return BadQuery("only a read-only SELECT is allowed in raw SQL")
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	rows, err := conn.QueryContext(ctx, text)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, BadQuery("%v", cleanDuckErr(err))
+		return nil, e.sqlError(ctx, err)
 	}
 	defer rows.Close()
-	frame, err = sqlutil.FrameFromRows(rows, int64(e.opts.MaxRows), duckConverters...)
+	frame, err := sqlutil.FrameFromRows(rows, int64(maxRows+1), duckConverters...)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, BadQuery("%v", cleanDuckErr(err))
+		return nil, e.sqlError(ctx, err)
 	}
 	frame.Name = "sql"
 	if frame.Meta == nil {
 		frame.Meta = &data.FrameMeta{}
 	}
 	frame.Meta.ExecutedQueryString = text
+	frame.Meta.Notices = nil // the SDK's "limited" notice also shows when nothing was cut
+	if frame.Rows() > maxRows {
+		frame.DeleteRow(maxRows)
+		frame.AppendNotices(data.Notice{Severity: data.NoticeSeverityWarning,
+			Text: fmt.Sprintf("Result truncated to the first %d rows (the data source's maxRows): aggregate, or add a LIMIT or a narrower time filter.", maxRows)})
+	}
 	if ts := frame.TimeSeriesSchema(); ts.Type == data.TimeSeriesTypeLong {
 		if wide, err := data.LongToWide(frame, nil); err == nil {
 			wide.Meta = frame.Meta
@@ -92,6 +73,25 @@ func (e *Engine) runSQL(ctx context.Context, g *generation, r Request) (data.Fra
 		}
 	}
 	return data.Frames{frame}, nil
+}
+
+// sqlError turns an error of a viewer's raw SQL into one they can act on: the context's
+// error when it was cancelled or timed out, a bad query otherwise.
+func (e *Engine) sqlError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	msg := cleanDuckErr(err)
+	switch {
+	case strings.HasPrefix(msg, "Permission Error"):
+		return BadQuery("raw SQL can read only the store's own files (the view events, or read_parquet of the store's segments): %s", msg)
+	case strings.HasPrefix(msg, "Out of Memory Error"):
+		if i := strings.Index(msg, "\n"); i > 0 {
+			msg = msg[:i]
+		}
+		return BadQuery("%s: the query needs more than the data source's memoryLimitMB (%d MB); aggregate more or narrow the time range", msg, e.opts.MemoryLimitMB)
+	}
+	return BadQuery("%s", msg)
 }
 
 // checkReadOnly asks DuckDB's parser (json_serialize_sql serialises SELECT statements only)

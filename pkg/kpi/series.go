@@ -17,6 +17,27 @@ type Request struct {
 	MaxDataPoints int64
 }
 
+// Years a query's time range may span: DuckDB and Grafana both handle them, and a wider
+// range is a mistake rather than a question.
+var (
+	minTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// checkRange refuses an empty time range or one outside years 1 to 9999.
+func (r Request) checkRange() error {
+	if r.Query != nil && r.Query.QueryType == TypeValues {
+		return nil // values ignore the time range
+	}
+	if !r.To.After(r.From) {
+		return BadQuery("time range is empty: from %s is not before to %s", r.From.Format(time.RFC3339), r.To.Format(time.RFC3339))
+	}
+	if r.From.Before(minTime) || r.To.After(maxTime) {
+		return BadQuery("time range %s to %s is outside years 1 to 9999", r.From.UTC().Format(time.RFC3339), r.To.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
 // groupKey is a group's dimension values; Valid false is a missing value.
 type groupKey []sql.NullString
 

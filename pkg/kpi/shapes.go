@@ -17,8 +17,8 @@ func (e *Engine) Run(ctx context.Context, r Request) (data.Frames, error) {
 	if r.Query == nil {
 		return nil, BadQuery("no query")
 	}
-	if !r.To.After(r.From) && r.Query.QueryType != TypeValues {
-		return nil, BadQuery("time range is empty: from %s is not before to %s", r.From.Format(time.RFC3339), r.To.Format(time.RFC3339))
+	if err := r.checkRange(); err != nil {
+		return nil, err
 	}
 	g, release, err := e.acquire(ctx)
 	if err != nil {
