@@ -17,13 +17,9 @@ import (
 )
 
 // runSQL runs a viewer's raw SQL: macros expanded, then accepted only if DuckDB's own
-// parser sees exactly one SELECT (nothing is executed by that check), then run as
-//
-//	SELECT * FROM query(?) LIMIT maxRows+1
-//
-// with the text as a bind parameter: DuckDB's query() table function parses it again and
-// accepts a single SELECT only, the viewer's text is never pasted into SQL, and the LIMIT
-// keeps DuckDB from materialising more rows than the frame may hold. The engine's DuckDB
+// parser sees exactly one SELECT (nothing is executed by that check), then run inside
+// sqlWrapper with the text as a bind parameter: DuckDB's query() table function parses it
+// again and accepts a single SELECT only, so the viewer's text is never pasted into SQL. The engine's DuckDB
 // already refuses file access outside the store, extension loads and setting changes
 // (lockDown).
 func (e *Engine) runSQL(ctx context.Context, g *generation, r Request) (data.Frames, error) {
@@ -46,7 +42,7 @@ func (e *Engine) runSQL(ctx context.Context, g *generation, r Request) (data.Fra
 		return nil, err
 	}
 	maxRows := e.opts.MaxRows
-	rows, err := e.db.QueryContext(ctx, fmt.Sprintf("SELECT * FROM query(?) LIMIT %d", maxRows+1), text)
+	rows, err := e.db.QueryContext(ctx, fmt.Sprintf(sqlWrapper, e.resultBytes(), e.resultBytes()>>20, maxRows+1), text)
 	if err != nil {
 		return nil, e.sqlError(ctx, err)
 	}
@@ -75,6 +71,20 @@ func (e *Engine) runSQL(ctx context.Context, g *generation, r Request) (data.Fra
 	return data.Frames{frame}, nil
 }
 
+// sqlWrapper bounds what DuckDB materialises for a raw SQL (duckdb-go reads materialised
+// results, and memory_limit does not cover them): at most maxRows+1 rows (the LIMIT), and
+// at most resultBytes of row text (a streaming running sum that fails the query as soon as
+// it is crossed). Without it, SELECT repeat('x', 1000000) FROM range(100000) made DuckDB
+// hold 100 GB and the process was killed.
+const sqlWrapper = `SELECT * EXCLUDE (__bt_bytes) FROM (
+	SELECT __bt_row.*, sum(strlen(CAST(__bt_row AS VARCHAR))) OVER (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS __bt_bytes
+	FROM query(?) __bt_row
+) WHERE CASE WHEN __bt_bytes > %d THEN error('result is larger than %d MB: aggregate, or select fewer or shorter columns') ELSE true END
+LIMIT %d`
+
+// resultBytes is the most row text a raw SQL result may hold: a quarter of memoryLimitMB.
+func (e *Engine) resultBytes() int64 { return int64(e.opts.MemoryLimitMB) << 20 / 4 }
+
 // sqlError turns an error of a viewer's raw SQL into one they can act on: the context's
 // error when it was cancelled or timed out, a bad query otherwise.
 func (e *Engine) sqlError(ctx context.Context, err error) error {
@@ -83,6 +93,8 @@ func (e *Engine) sqlError(ctx context.Context, err error) error {
 	}
 	msg := cleanDuckErr(err)
 	switch {
+	case strings.Contains(msg, "result is larger than"):
+		return BadQuery("%s (a quarter of the data source's memoryLimitMB)", strings.TrimPrefix(msg, "Invalid Input Error: "))
 	case strings.HasPrefix(msg, "Permission Error"):
 		return BadQuery("raw SQL can read only the store's own files (the view events, or read_parquet of the store's segments): %s", msg)
 	case strings.HasPrefix(msg, "Out of Memory Error"):

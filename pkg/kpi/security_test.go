@@ -155,6 +155,7 @@ func TestRawSQLSandbox(t *testing.T) {
 		{"parenthesis escape from the row-limit wrapper", "SELECT 1) ; COPY (SELECT 1) TO '" + filepath.Join(outside, "wrap.csv") + "'; (SELECT 1", "does not parse", filepath.Join(outside, "wrap.csv")},
 		{"unknown macro", "SELECT $__nope", "unknown macro", ""},
 		{"out of memory", "SELECT list(range) FROM range(200000000)", "memoryLimitMB", ""},
+		{"a result too large for memory", "SELECT repeat('x', 1000000) AS big FROM range(100000)", "result is larger than 64 MB", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,0 +1,63 @@
+package kpi
+
+import "time"
+
+// RenderedSQL is one statement the builder would run, with its bind arguments.
+type RenderedSQL struct {
+	SQL  string
+	Args []any
+}
+
+// RenderForTest renders, without running anything, the SQL where a query's input meets
+// SQL text: the aggregates of a timeseries or table query (bucketed as the engine would
+// choose) over the fact tables of schema g0, and the filter conditions of any query on
+// every fact table (what funnel, ab, retention, values and quality_rating add to theirs).
+// Only the package's tests see it (export_test.go).
+func RenderForTest(q *Query, from, to time.Time, interval time.Duration, maxPoints int64) ([]RenderedSQL, error) {
+	var out []RenderedSQL
+	for _, fact := range []Fact{FactMessage, FactEvent, FactConversation, FactTurn, FactQuality} {
+		var args []any
+		conds := filterSQL(q.Filters, fact, "", q.Location(), &args)
+		sql := "SELECT 1 FROM g0." + string(fact)
+		if len(conds) > 0 {
+			sql += " WHERE " + joinAnd(conds)
+		}
+		out = append(out, RenderedSQL{sql, args})
+	}
+	if q.QueryType != TypeTimeSeries && q.QueryType != TypeTable {
+		return out, nil
+	}
+	metrics := make([]*Metric, len(q.Metrics))
+	for i, id := range q.Metrics {
+		metrics[i], _ = LookupMetric(id)
+	}
+	if metrics[0].Fact == FactQuality {
+		return out, nil // runQuality: the filter conditions above, no aggregate
+	}
+	var bucket *Bucket
+	if q.QueryType == TypeTimeSeries {
+		b, err := ChooseBucket(q, from, to, interval, maxPoints)
+		if err != nil {
+			return out, err
+		}
+		bucket = &b
+	}
+	for _, src := range planSources(metrics, q) {
+		spec := selectSpec{schema: "g0", fact: src.fact, bucket: bucket, groupBy: q.GroupBy,
+			filters: q.Filters, from: from, to: to, loc: q.Location(), agent: src.agent}
+		for _, mi := range src.metrics {
+			spec.aggs = append(spec.aggs, metricAggs(metrics[mi])...)
+		}
+		sql, args := spec.render()
+		out = append(out, RenderedSQL{sql, args})
+	}
+	return out, nil
+}
+
+func joinAnd(conds []string) string {
+	s := conds[0]
+	for _, c := range conds[1:] {
+		s += " AND " + c
+	}
+	return s
+}
