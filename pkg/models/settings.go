@@ -29,10 +29,17 @@ type Settings struct {
 	Secrets Secrets `json:"-"`
 }
 
-// Secrets come from secureJsonData.
+// Secrets come from secureJsonData. They never print: fmt shows "[redacted]", so a
+// settings value logged or wrapped into an error by mistake does not leak them.
 type Secrets struct {
 	HashKey string
 }
+
+// String hides the secrets from %v and %s.
+func (Secrets) String() string { return "[redacted]" }
+
+// GoString hides the secrets from %#v.
+func (Secrets) GoString() string { return "models.Secrets{[redacted]}" }
 
 // Defaults and limits.
 const (

@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +40,7 @@ type Datasource struct {
 	settings  *models.Settings
 	resources backend.CallResourceHandler
 	slots     chan struct{} // bounds the queries running at once in this instance
+	alertSlot chan struct{} // one more, for alert rules only: dashboards cannot starve alerting
 
 	mu      sync.Mutex
 	engine  *kpi.Engine
@@ -57,7 +60,7 @@ func NewDatasource(_ context.Context, s backend.DataSourceInstanceSettings) (ins
 
 // New builds a data source from loaded settings.
 func New(settings *models.Settings) *Datasource {
-	d := &Datasource{settings: settings, slots: make(chan struct{}, settings.MaxConcurrentQueries)}
+	d := &Datasource{settings: settings, slots: make(chan struct{}, settings.MaxConcurrentQueries), alertSlot: make(chan struct{}, 1)}
 	d.resources = newResourceHandler(d)
 	_, _ = d.getEngine() // open early so the first query is fast; errors are reported per request
 	return d
@@ -95,6 +98,10 @@ func (d *Datasource) getEngine() (*kpi.Engine, error) {
 		Demo:          demo.Config{Events: d.settings.DemoEvents, Days: 90, Seed: 1},
 	}
 	if d.settings.StorePath != "" {
+		if err := checkFileKind(d.settings.StorePath); err != nil {
+			d.openErr = err
+			return nil, err
+		}
 		src, err := store.OpenSource(d.settings.StorePath)
 		if err != nil {
 			d.openErr = err
@@ -111,9 +118,58 @@ func (d *Datasource) getEngine() (*kpi.Engine, error) {
 	return e, nil
 }
 
+// checkFileKind refuses a store path that is neither a regular file nor a directory (a
+// FIFO would block the open for ever, a device is not a store).
+func checkFileKind(path string) error {
+	if strings.ContainsAny(path, "*?[") {
+		return nil // a glob: OpenSource lists it
+	}
+	info, err := os.Stat(path)
+	if err != nil || info.Mode().IsRegular() || info.IsDir() {
+		return nil // OpenSource says what is wrong
+	}
+	return fmt.Errorf("store path %q is a %s, not a store directory, a .duckdb file or .parquet files", path, info.Mode().Type())
+}
+
+// fromAlert reports whether Grafana's alerting sent the request.
+func fromAlert(headers map[string]string) bool {
+	for k, v := range headers {
+		if strings.EqualFold(k, "FromAlert") || strings.EqualFold(k, "http_FromAlert") {
+			return v == "true"
+		}
+	}
+	return false
+}
+
+// errSlotWait is a query that waited its whole timeout for a free slot.
+var errSlotWait = errors.New("waited for a free query slot")
+
+// acquireSlot waits at most the query timeout for one of the instance's slots; alert
+// rules may also take the slot kept for them.
+func (d *Datasource) acquireSlot(ctx context.Context, alert bool) (func(), error) {
+	var alertSlot chan struct{}
+	if alert {
+		alertSlot = d.alertSlot
+	}
+	wait, cancel := context.WithTimeout(ctx, d.settings.QueryTimeout())
+	defer cancel()
+	select {
+	case d.slots <- struct{}{}:
+		return func() { <-d.slots }, nil
+	case alertSlot <- struct{}{}:
+		return func() { <-alertSlot }, nil
+	case <-wait.Done():
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, errSlotWait
+	}
+}
+
 // QueryData answers each query of the request on its own, concurrently within the
 // instance's slots: a bad query gets its own error and the others still answer.
 func (d *Datasource) QueryData(ctx context.Context, req *backend.QueryDataRequest) (*backend.QueryDataResponse, error) {
+	alert := fromAlert(req.Headers)
 	resp := backend.NewQueryDataResponse()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -121,7 +177,7 @@ func (d *Datasource) QueryData(ctx context.Context, req *backend.QueryDataReques
 		wg.Add(1)
 		go func(q backend.DataQuery) {
 			defer wg.Done()
-			r := d.query(ctx, q)
+			r := d.query(ctx, q, alert)
 			mu.Lock()
 			resp.Responses[q.RefID] = r
 			mu.Unlock()
@@ -131,7 +187,7 @@ func (d *Datasource) QueryData(ctx context.Context, req *backend.QueryDataReques
 	return resp, nil
 }
 
-func (d *Datasource) query(ctx context.Context, q backend.DataQuery) (res backend.DataResponse) {
+func (d *Datasource) query(ctx context.Context, q backend.DataQuery, alert bool) (res backend.DataResponse) {
 	logger := log.DefaultLogger.FromContext(ctx)
 	ctx, span := tracing.DefaultTracer().Start(ctx, "blueticks.query")
 	defer span.End()
@@ -148,12 +204,11 @@ func (d *Datasource) query(ctx context.Context, q backend.DataQuery) (res backen
 		return errorResponse(err, d.settings)
 	}
 	span.SetAttributes(attribute.String("queryType", parsed.QueryType))
-	select {
-	case d.slots <- struct{}{}:
-		defer func() { <-d.slots }()
-	case <-ctx.Done():
-		return errorResponse(ctx.Err(), d.settings)
+	release, err := d.acquireSlot(ctx, alert)
+	if err != nil {
+		return errorResponse(err, d.settings)
 	}
+	defer release()
 	engine, err := d.getEngine()
 	if err != nil {
 		return backend.ErrDataResponseWithSource(backend.StatusBadRequest, backend.ErrorSourceDownstream, err.Error())
@@ -188,6 +243,11 @@ func errorResponse(err error, s *models.Settings) backend.DataResponse {
 			fmt.Sprintf("query timed out after %ds (the data source's queryTimeoutSeconds): narrow the time range or the groups", s.QueryTimeoutSeconds))
 	case errors.Is(err, context.Canceled):
 		return backend.ErrDataResponseWithSource(backend.StatusBadRequest, backend.ErrorSourceDownstream, "query canceled")
+	case errors.Is(err, errSlotWait):
+		return backend.ErrDataResponseWithSource(backend.StatusTimeout, backend.ErrorSourceDownstream,
+			fmt.Sprintf("query waited %ds for a free slot: the data source runs at most %d queries at once (maxConcurrentQueries); try again or raise it", s.QueryTimeoutSeconds, s.MaxConcurrentQueries))
+	case errors.Is(err, kpi.ErrStore):
+		return backend.ErrDataResponseWithSource(backend.StatusInternal, backend.ErrorSourceDownstream, err.Error())
 	}
 	return backend.ErrDataResponseWithSource(backend.StatusInternal, backend.ErrorSourcePlugin, err.Error())
 }
@@ -204,7 +264,7 @@ func (d *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequ
 	st, err := engine.Stats(ctx)
 	if err != nil {
 		return &backend.CheckHealthResult{Status: backend.HealthStatusError,
-			Message: fmt.Sprintf("%s cannot be read: %v", d.storeLabel(), err)}, nil
+			Message: fmt.Sprintf("%s: %v", d.storeLabel(), err)}, nil
 	}
 	msg := fmt.Sprintf("OK: %s holds %d events", d.storeLabel(), st.Events)
 	if st.Events > 0 {

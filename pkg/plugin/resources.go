@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -112,9 +113,25 @@ func (d *Datasource) handleValues(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := &kpi.Query{QueryType: kpi.TypeValues, Dimension: dim, Search: p.Get("q")}
-	vals, truncated, err := engine.Values(r.Context(), q, limit)
+	if len(q.Search) > kpi.MaxValueLength {
+		writeError(w, http.StatusBadRequest, "q is too long (at most "+strconv.Itoa(kpi.MaxValueLength)+" bytes)")
+		return
+	}
+	release, err := d.acquireSlot(r.Context(), false)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeError(w, http.StatusServiceUnavailable, "too many queries running at once; try again")
+		return
+	}
+	defer release()
+	ctx, cancel := context.WithTimeout(r.Context(), d.settings.QueryTimeout())
+	defer cancel()
+	vals, truncated, err := engine.Values(ctx, q, limit)
+	if err != nil {
+		status := http.StatusInternalServerError
+		if ctx.Err() != nil {
+			status = http.StatusGatewayTimeout
+		}
+		writeError(w, status, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"dimension": dim, "values": vals, "truncated": truncated})
