@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -60,6 +61,8 @@ type Engine struct {
 	nextGen   int
 	closed    atomic.Bool
 	staleErr  atomic.Pointer[error] // why the last look at the store could not rebuild
+	cache     *resultCache          // answers keyed by snapshot version (cache.go)
+	workDir   string                // private directory of the engine's DuckDB file
 }
 
 // generation is one snapshot of the store's facts, in its own schema.
@@ -97,13 +100,25 @@ func New(opts Options) (*Engine, error) {
 		src.Path = abs
 		opts.Source = &src
 	}
-	db, err := store.OpenDuckDB("")
+	// The facts live in a DuckDB file in a private directory (removed by Close), so the
+	// buffer manager can evict them under memory_limit instead of holding every fact of
+	// the store in RAM (docs/BENCHMARKS.md).
+	workDir, err := os.MkdirTemp("", "blueticks-engine-")
 	if err != nil {
+		return nil, fmt.Errorf("engine work directory: %w", err)
+	}
+	db, err := store.OpenDuckDB(filepath.Join(workDir, "facts.duckdb"))
+	if err != nil {
+		os.RemoveAll(workDir)
 		return nil, err
 	}
-	e := &Engine{opts: opts, db: db}
+	// Keep the connections of concurrent queries open between requests (database/sql
+	// keeps 2 idle by default, and a DuckDB connection is not free to set up).
+	db.SetMaxIdleConns(opts.Threads + 8)
+	e := &Engine{opts: opts, db: db, workDir: workDir, cache: newResultCache(cacheEntries)}
 	if err := e.lockDown(); err != nil {
 		db.Close()
+		os.RemoveAll(workDir)
 		return nil, err
 	}
 	return e, nil
@@ -165,7 +180,13 @@ func (e *Engine) Close() error {
 	e.closed.Store(true)
 	e.rebuild.Lock()
 	defer e.rebuild.Unlock()
-	return e.db.Close()
+	err := e.db.Close()
+	if e.workDir != "" {
+		if rerr := os.RemoveAll(e.workDir); err == nil {
+			err = rerr
+		}
+	}
+	return err
 }
 
 // DB gives the engine's DuckDB, for the raw SQL path.
@@ -322,6 +343,7 @@ func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 		return err
 	}
 	e.cur.Store(g)
+	e.cache.clear() // answers of older snapshots can no longer be asked for
 	if old != nil {
 		go func() {
 			old.inUse.Lock() // waits for the queries still reading it

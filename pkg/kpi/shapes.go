@@ -25,6 +25,21 @@ func (e *Engine) Run(ctx context.Context, r Request) (data.Frames, error) {
 		return nil, err
 	}
 	defer release()
+	key, cacheable := cacheKey(g.version, r)
+	if cacheable {
+		if frames, ok := e.cache.get(key); ok {
+			return frames, nil
+		}
+	}
+	frames, err := e.runOn(ctx, g, r)
+	if err == nil && cacheable {
+		e.cache.put(key, frames)
+	}
+	return frames, err
+}
+
+// runOn answers r on snapshot g, without the result cache.
+func (e *Engine) runOn(ctx context.Context, g *generation, r Request) (data.Frames, error) {
 	q := r.Query
 	switch q.QueryType {
 	case TypeTimeSeries:

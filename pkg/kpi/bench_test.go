@@ -1,0 +1,464 @@
+package kpi_test
+
+// Benchmarks of the KPI engine on the overview dashboard's workload (docs/BENCHMARKS.md).
+//
+// By default they run on a small demo store generated in a temp directory, so
+//
+//	go test ./pkg/kpi/ -run '^$' -bench . -benchtime 1x
+//
+// finishes in seconds. Point BLUETICKS_BENCH_STORE at a real store for the large sizes:
+//
+//	go run ./pkg/cmd/blueticks demo --store /tmp/bt10m --events 10000000
+//	BLUETICKS_BENCH_STORE=/tmp/bt10m go test ./pkg/kpi/ -run '^$' -bench . -benchtime 200x -timeout 1h
+//
+// Each benchmark reports p50-ms and p99-ms beside ns/op. A benchmark is not a test: there
+// are no timing assertions here.
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/demo"
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/events"
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/kpi"
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/store"
+)
+
+// benchPanel is one query of the overview dashboard.
+type benchPanel struct {
+	title string
+	query *kpi.Query
+	raw   []byte
+}
+
+// overviewPanels reads dashboards/overview.json; template variables are at their default
+// ("All"), as Grafana sends them.
+func overviewPanels(tb testing.TB) []benchPanel {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "dashboards", "overview.json"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string            `json:"title"`
+			Targets []json.RawMessage `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		tb.Fatal(err)
+	}
+	var out []benchPanel
+	for _, p := range dash.Panels {
+		for _, t := range p.Targets {
+			raw := varRe(t)
+			q, err := kpi.ParseQuery(raw)
+			if err != nil {
+				tb.Fatalf("panel %q: %v", p.Title, err)
+			}
+			out = append(out, benchPanel{title: p.Title, query: q, raw: raw})
+		}
+	}
+	if len(out) == 0 {
+		tb.Fatal("no panel queries in overview.json")
+	}
+	return out
+}
+
+// varRe replaces every "$variable" string value with Grafana's "All" marker.
+func varRe(t []byte) []byte {
+	var v any
+	if err := json.Unmarshal(t, &v); err != nil {
+		return t
+	}
+	var walk func(any) any
+	walk = func(x any) any {
+		switch x := x.(type) {
+		case map[string]any:
+			for k, y := range x {
+				x[k] = walk(y)
+			}
+		case []any:
+			for i, y := range x {
+				x[i] = walk(y)
+			}
+		case string:
+			if strings.HasPrefix(x, "$") {
+				return "$__all"
+			}
+		}
+		return x
+	}
+	out, _ := json.Marshal(walk(v))
+	return out
+}
+
+// benchStore gives the store directory: BLUETICKS_BENCH_STORE, or a small generated one.
+var (
+	smallStoreOnce sync.Once
+	smallStoreDir  string
+	smallStoreErr  error
+)
+
+func benchStore(tb testing.TB) string {
+	if p := os.Getenv("BLUETICKS_BENCH_STORE"); p != "" {
+		return p
+	}
+	smallStoreOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "bt-bench-")
+		if err != nil {
+			smallStoreErr = err
+			return
+		}
+		smallStoreDir = dir
+		smallStoreErr = writeDemoStore(dir, 50_000, time.Now().UTC())
+	})
+	if smallStoreErr != nil {
+		tb.Fatal(smallStoreErr)
+	}
+	return smallStoreDir
+}
+
+func writeDemoStore(dir string, n int, end time.Time) error {
+	w, err := store.OpenWriter(dir)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	var batch []events.Event
+	flush := func() error {
+		_, err := w.Append(context.Background(), batch, store.AppendOptions{})
+		batch = batch[:0]
+		return err
+	}
+	err = demo.Generate(demo.Config{Events: n, Days: 90, Seed: 1, End: end}, func(e *events.Event) error {
+		batch = append(batch, e.Clone())
+		if len(batch) >= 100_000 {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	return err
+}
+
+// A shared engine per store: building the facts of a large store takes a while.
+var (
+	benchEngines   = map[string]*kpi.Engine{}
+	benchEnginesMu sync.Mutex
+)
+
+func benchEngine(b *testing.B) (*kpi.Engine, kpi.Stats) {
+	b.Helper()
+	dir := benchStore(b)
+	benchEnginesMu.Lock()
+	defer benchEnginesMu.Unlock()
+	e := benchEngines[dir]
+	if e == nil {
+		src, err := store.OpenSource(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		e, err = kpi.New(kpi.Options{Source: src, CheckEvery: time.Hour, MemoryLimitMB: benchMemoryMB()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		if err := e.Refresh(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("built facts of %s in %s (peak RSS so far %d MB)", dir, time.Since(start).Round(time.Millisecond), peakRSSMB())
+		benchEngines[dir] = e
+	}
+	st, err := e.Stats(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return e, st
+}
+
+// benchRange is the dashboard's default range (now-7d to now) with now at the store's
+// newest event; BLUETICKS_BENCH_DAYS changes its length.
+func benchRange(st kpi.Stats) (time.Time, time.Time) {
+	days := 7
+	if s := os.Getenv("BLUETICKS_BENCH_DAYS"); s != "" {
+		if n, err := strconv.Atoi(s); err == nil && n > 0 {
+			days = n
+		}
+	}
+	to := st.MaxTS.Add(time.Second)
+	return to.AddDate(0, 0, -days), to
+}
+
+func panelRequest(p benchPanel, from, to time.Time) kpi.Request {
+	return kpi.Request{Query: p.query, From: from, To: to, Interval: 5 * time.Minute, MaxDataPoints: 1200}
+}
+
+// benchMemoryMB is the engine's memory_limit: BLUETICKS_BENCH_MEMORY_MB, else the default.
+func benchMemoryMB() int {
+	n, _ := strconv.Atoi(os.Getenv("BLUETICKS_BENCH_MEMORY_MB"))
+	return n
+}
+
+// latencies collects durations and reports p50 and p99.
+type latencies []time.Duration
+
+func (l latencies) report(b *testing.B) {
+	if len(l) == 0 {
+		return
+	}
+	s := append(latencies(nil), l...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	pct := func(p float64) float64 {
+		i := int(float64(len(s)-1) * p)
+		return float64(s[i].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+}
+
+// BenchmarkOverviewPanels runs each panel query of the overview dashboard on its own.
+// Every iteration uses a time range shifted by one millisecond (as Grafana's relative
+// "now-7d" is), so a result cache keyed by the exact range cannot answer it.
+func BenchmarkOverviewPanels(b *testing.B) {
+	e, st := benchEngine(b)
+	from, to := benchRange(st)
+	ctx := context.Background()
+	for _, p := range overviewPanels(b) {
+		b.Run(benchName(p.title), func(b *testing.B) {
+			var lat latencies
+			for i := 0; b.Loop(); i++ {
+				shift := time.Duration(i) * time.Millisecond
+				start := time.Now()
+				if _, err := e.Run(ctx, panelRequest(p, from.Add(shift), to.Add(shift))); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			lat.report(b)
+		})
+	}
+}
+
+// BenchmarkOverviewPanelsRepeat runs each panel query with the same range every time: a
+// dashboard refreshed by several viewers, or an alert rule on an absolute range, on an
+// unchanged store.
+func BenchmarkOverviewPanelsRepeat(b *testing.B) {
+	e, st := benchEngine(b)
+	from, to := benchRange(st)
+	ctx := context.Background()
+	for _, p := range overviewPanels(b) {
+		b.Run(benchName(p.title), func(b *testing.B) {
+			var lat latencies
+			for b.Loop() {
+				start := time.Now()
+				if _, err := e.Run(ctx, panelRequest(p, from, to)); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			lat.report(b)
+		})
+	}
+}
+
+// BenchmarkOverviewDashboard runs all the dashboard's queries as one request does in the
+// plugin's QueryData: concurrently, at most maxConcurrentQueries (4) at once.
+func BenchmarkOverviewDashboard(b *testing.B) {
+	e, st := benchEngine(b)
+	from, to := benchRange(st)
+	panels := overviewPanels(b)
+	ctx := context.Background()
+	var lat latencies
+	for i := 0; b.Loop(); i++ {
+		shift := time.Duration(i) * time.Millisecond
+		start := time.Now()
+		slots := make(chan struct{}, 4)
+		var wg sync.WaitGroup
+		errs := make([]error, len(panels))
+		for j, p := range panels {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				slots <- struct{}{}
+				defer func() { <-slots }()
+				_, errs[j] = e.Run(ctx, panelRequest(p, from.Add(shift), to.Add(shift)))
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		lat = append(lat, time.Since(start))
+	}
+	lat.report(b)
+	b.ReportMetric(float64(peakRSSMB()), "peak-RSS-MB")
+}
+
+// BenchmarkFactRebuild builds the fact tables of the whole store from scratch (what a new
+// segment costs the engine) and reports the process's peak RSS.
+func BenchmarkFactRebuild(b *testing.B) {
+	dir := benchStore(b)
+	src, err := store.OpenSource(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var lat latencies
+	for b.Loop() {
+		e, err := kpi.New(kpi.Options{Source: src, MemoryLimitMB: benchMemoryMB()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		if err := e.Refresh(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+		e.Close()
+	}
+	lat.report(b)
+	b.ReportMetric(float64(peakRSSMB()), "peak-RSS-MB")
+}
+
+// BenchmarkRawDuckDB runs the same KPIs as a user would write them in DuckDB SQL over a
+// raw events table (scripts/bench/raw_duckdb.sql), for the ratio in docs/BENCHMARKS.md.
+func BenchmarkRawDuckDB(b *testing.B) {
+	e, st := benchEngine(b)
+	from, to := benchRange(st)
+	dir := benchStore(b)
+	db, err := store.OpenDuckDB("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	files, err := filepath.Glob(filepath.Join(dir, "segments", "*.parquet"))
+	if err != nil || len(files) == 0 {
+		b.Fatalf("no segments in %s", dir)
+	}
+	if _, err := db.Exec("CREATE TABLE events AS SELECT * FROM read_parquet(" + quoteList(files) + ", union_by_name=true)"); err != nil {
+		b.Fatal(err)
+	}
+	for _, rq := range rawQueries(b, "raw_duckdb.sql") {
+		b.Run(rq.name, func(b *testing.B) {
+			var lat latencies
+			for b.Loop() {
+				start := time.Now()
+				if _, err := runRaw(db, rq.sql, from, to); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			lat.report(b)
+		})
+		// The engine's answer to the same KPI, for the ratio.
+		if q := rawEquivalent[rq.name]; q != "" {
+			pq, err := kpi.ParseQuery([]byte(q))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Run(rq.name+"-engine", func(b *testing.B) {
+				var lat latencies
+				for i := 0; b.Loop(); i++ {
+					shift := time.Duration(i) * time.Millisecond
+					start := time.Now()
+					if _, err := e.Run(context.Background(), kpi.Request{Query: pq, From: from.Add(shift), To: to.Add(shift), Interval: time.Hour, MaxDataPoints: 1200}); err != nil {
+						b.Fatal(err)
+					}
+					lat = append(lat, time.Since(start))
+				}
+				lat.report(b)
+			})
+		}
+	}
+}
+
+// rawEquivalent is the engine query answering each raw SQL KPI.
+var rawEquivalent = map[string]string{
+	"status_daily":    `{"queryType":"timeseries","metrics":["sent","delivered","read","failed"],"bucket":"1d"}`,
+	"rates":           `{"queryType":"table","metrics":["delivery_rate","read_rate"]}`,
+	"campaigns":       `{"queryType":"table","metrics":["sent","delivery_rate","read_rate","conversion_rate","revenue"],"groupBy":["campaign"],"limit":20}`,
+	"block_rate":      `{"queryType":"table","metrics":["block_rate"]}`,
+	"conversion_rate": `{"queryType":"table","metrics":["conversion_rate"]}`,
+}
+
+type rawQuery struct{ name, sql string }
+
+// rawQueries reads scripts/bench/NAME: statements separated by "-- name: X" lines; $1 and
+// $2 are the range's ends.
+func rawQueries(tb testing.TB, name string) []rawQuery {
+	b, err := os.ReadFile(filepath.Join("..", "..", "scripts", "bench", name))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var out []rawQuery
+	for _, part := range bytes.Split(b, []byte("-- name: "))[1:] {
+		nl := bytes.IndexByte(part, '\n')
+		out = append(out, rawQuery{name: strings.TrimSpace(string(part[:nl])), sql: string(part[nl+1:])})
+	}
+	return out
+}
+
+func runRaw(db *sql.DB, text string, from, to time.Time) (int, error) {
+	text = strings.ReplaceAll(text, "$1", "TIMESTAMPTZ '"+from.UTC().Format("2006-01-02 15:04:05.000000")+"+00'")
+	text = strings.ReplaceAll(text, "$2", "TIMESTAMPTZ '"+to.UTC().Format("2006-01-02 15:04:05.000000")+"+00'")
+	text = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(text), ";"))
+	rows, err := db.Query(text)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	return n, rows.Err()
+}
+
+func quoteList(files []string) string {
+	q := make([]string, len(files))
+	for i, f := range files {
+		q[i] = "'" + strings.ReplaceAll(f, "'", "''") + "'"
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+func benchName(s string) string {
+	return strings.NewReplacer(" ", "_", "(", "", ")", "", "/", "_").Replace(s)
+}
+
+// peakRSSMB is the process's peak resident set (VmHWM), 0 where /proc is missing.
+func peakRSSMB() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				return kb / 1024
+			}
+		}
+	}
+	return 0
+}
+
+var _ = runtime.NumCPU
+var _ = fmt.Sprint
