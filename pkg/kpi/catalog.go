@@ -136,7 +136,7 @@ var Metrics = []Metric{
 	{ID: "failure_rate", Name: "Failure rate", Area: AreaDelivery, Kind: KindRate, Fact: FactMessage,
 		Num: "count(*) FILTER (WHERE is_failed)", Den: sentAll,
 		Description: "Failed / sent, of the messages sent in the bucket."},
-	{ID: "cost", Name: "Cost", Area: AreaDelivery, Kind: KindCurrency, Fact: FactMessage, Expr: "coalesce(sum(price), 0)",
+	{ID: "cost", Name: "Cost", Area: AreaDelivery, Kind: KindCurrency, Fact: FactMessage, Expr: "coalesce(fsum(price), 0)",
 		Description: "Sum of the price (value) of the sent messages."},
 
 	// Engagement.
@@ -173,10 +173,10 @@ var Metrics = []Metric{
 		Expr:        "count(*) FILTER (WHERE type = 'converted')",
 		Description: "All converted events at their own time, attributed or not."},
 	{ID: "revenue", Name: "Attributed revenue", Area: AreaConversion, Kind: KindCurrency, Fact: FactMessage,
-		Expr:        "coalesce(sum(revenue), 0)",
+		Expr:        "coalesce(fsum(revenue), 0)",
 		Description: "Sum of the value of attributed conversions, at the message's send time."},
 	{ID: "revenue_per_message", Name: "Revenue per delivered message", Area: AreaConversion, Kind: KindCurrency, Fact: FactMessage,
-		Num: "coalesce(sum(revenue), 0)", Den: delivered,
+		Num: "coalesce(fsum(revenue), 0)", Den: delivered,
 		Description: "Attributed revenue / delivered messages."},
 
 	// Churn and quality: events at their own time over deliveries at their own time.

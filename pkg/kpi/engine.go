@@ -9,9 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/duckdb/duckdb-go/v2"
@@ -103,7 +105,8 @@ func New(opts Options) (*Engine, error) {
 	// The facts live in a DuckDB file in a private directory (removed by Close), so the
 	// buffer manager can evict them under memory_limit instead of holding every fact of
 	// the store in RAM (docs/BENCHMARKS.md).
-	workDir, err := os.MkdirTemp("", "blueticks-engine-")
+	removeStaleWorkDirs()
+	workDir, err := os.MkdirTemp("", fmt.Sprintf("blueticks-engine-%d-", os.Getpid()))
 	if err != nil {
 		return nil, fmt.Errorf("engine work directory: %w", err)
 	}
@@ -124,6 +127,31 @@ func New(opts Options) (*Engine, error) {
 	return e, nil
 }
 
+// removeStaleWorkDirs deletes the work directories of engines whose process is gone (a
+// plugin killed by Grafana never runs Close).
+func removeStaleWorkDirs() {
+	if runtime.GOOS == "windows" {
+		return
+	}
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "blueticks-engine-*-*"))
+	for _, d := range dirs {
+		parts := strings.SplitN(filepath.Base(d), "-", 4)
+		if len(parts) < 4 {
+			continue
+		}
+		pid, err := strconv.Atoi(parts[2])
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if p, err := os.FindProcess(pid); err == nil {
+			if err := p.Signal(syscall.Signal(0)); err == nil || errors.Is(err, syscall.EPERM) {
+				continue // still running
+			}
+		}
+		_ = os.RemoveAll(d)
+	}
+}
+
 // lockDown applies the resource limits and the sandbox (docs/SECURITY.md): no file access
 // outside the store, no spilling to disk, no extension installs or loads, settings locked
 // for every later statement.
@@ -132,9 +160,12 @@ func (e *Engine) lockDown() error {
 	stmts := []string{
 		fmt.Sprintf("SET memory_limit = '%dMB'", e.opts.MemoryLimitMB),
 		fmt.Sprintf("SET threads = %d", e.opts.Threads),
-		// No temp directory: a query that does not fit in memory_limit fails instead of
-		// spilling (by default up to 90 % of the disk, in the plugin's working directory).
-		"SET temp_directory = ''",
+		// Spill only into the engine's private directory, which no query may read (it is
+		// not among the allowed paths), and only up to a cap: by default DuckDB would spill
+		// into the working directory up to 90 % of the disk. Building the facts of a large
+		// store needs it; a viewer's query that outgrows it fails.
+		"SET temp_directory = " + store.SQLString(filepath.Join(e.workDir, "spill")),
+		fmt.Sprintf("SET max_temp_directory_size = '%dMiB'", e.spillLimitMB()),
 		"SET autoinstall_known_extensions = false",
 		"SET autoload_known_extensions = false",
 		"SET allowed_directories = " + sqlList(dirs),
@@ -149,6 +180,10 @@ func (e *Engine) lockDown() error {
 	}
 	return nil
 }
+
+// spillLimitMB caps the engine's temporary files: four times its memory limit, and at
+// least 16 GiB, which building the facts of a 10M-event store within 1 GB needs.
+func (e *Engine) spillLimitMB() int { return max(4*e.opts.MemoryLimitMB, 16<<10) }
 
 // sandboxPaths are what DuckDB may read: a store directory's segments/ and retired/; a
 // DuckDB file and its WAL (not the directory it sits in); a single Parquet file; the
@@ -358,10 +393,16 @@ func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 // arrival rank.
 func (e *Engine) loadEvents(ctx context.Context, conn *sql.Conn, g *generation, files []store.Segment) error {
 	cols := store.ColumnList()
+	// First arrival wins: arr orders rows by file, then row. Most ids are unique, so find
+	// the few repeated ones with a hash aggregate (which can spill) and drop their later
+	// copies, instead of sorting every row by event_id.
 	dedup := func(rel string) string {
-		return fmt.Sprintf(`CREATE TABLE %s.ev AS
-			SELECT %s, row_number() OVER (ORDER BY _f, _r) AS arr FROM (%s)
-			QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY _f, _r) = 1`, g.schema, cols, rel)
+		return fmt.Sprintf(`CREATE TABLE %[1]s.ev AS
+			WITH r AS (SELECT %[2]s, CAST(_f AS BIGINT) * 1099511627776 + CAST(_r AS BIGINT) AS arr FROM (%[3]s)),
+			d AS (SELECT event_id, min(arr) AS keep FROM r GROUP BY event_id HAVING count(*) > 1)
+			SELECT r.* FROM r LEFT JOIN d ON d.event_id = r.event_id
+			WHERE d.keep IS NULL OR r.arr = d.keep
+			ORDER BY r.arr`, g.schema, cols, rel)
 	}
 	if e.opts.Source == nil {
 		if err := e.generateDemo(ctx, conn, g.demoEnd); err != nil {
@@ -381,7 +422,13 @@ func (e *Engine) loadEvents(ctx context.Context, conn *sql.Conn, g *generation, 
 		if err != nil {
 			return err
 		}
-		_, err = conn.ExecContext(ctx, dedup(fmt.Sprintf("SELECT %s, filename AS _f, file_row_number AS _r FROM %s", proj, scan)))
+		// Each file's position in arrival order, joined by name.
+		idx := make([]string, len(files))
+		for i, f := range files {
+			idx[i] = fmt.Sprintf("(%s, %d)", store.SQLString(f.Path), i)
+		}
+		_, err = conn.ExecContext(ctx, dedup(fmt.Sprintf("SELECT %s, files.idx AS _f, file_row_number AS _r FROM %s JOIN (VALUES %s) AS files(fname, idx) ON files.fname = filename",
+			proj, scan, strings.Join(idx, ", "))))
 		return err
 	case store.KindDuckDB:
 		if _, err := conn.ExecContext(ctx, "ATTACH "+store.SQLString(e.opts.Source.Path)+" AS src (READ_ONLY)"); err != nil {

@@ -277,7 +277,6 @@ func TestSettingsLocked(t *testing.T) {
 		"autoload_known_extensions":    "false",
 		"autoinstall_known_extensions": "false",
 		"threads":                      "1",
-		"temp_directory":               "", // no spilling: the plugin writes no files
 	}
 	check := func(t *testing.T) {
 		for name, v := range want {
@@ -287,6 +286,14 @@ func TestSettingsLocked(t *testing.T) {
 		dirs := s.scalar(t, "SELECT current_setting('allowed_directories')::VARCHAR")
 		assert.Contains(t, dirs, filepath.Join(s.dir, store.SegmentsDir))
 		assert.NotContains(t, dirs, ".tmp", "the temp directory is not readable")
+		// Spilling only into the engine's private directory, capped at max(4 × memory_limit, 16 GiB)
+		// (300 MB here). DuckDB lets queries read its own spill directory and database file
+		// (derived from the same store's events), but nothing next to them.
+		tmp := s.scalar(t, "SELECT current_setting('temp_directory')::VARCHAR")
+		assert.Regexp(t, `/blueticks-engine-[0-9]+-[0-9]+/spill$`, tmp)
+		assert.Contains(t, s.scalar(t, "SELECT current_setting('max_temp_directory_size')::VARCHAR"), "16.0 GiB")
+		_, err := s.sql(context.Background(), "SELECT * FROM glob("+store.SQLString(filepath.Join(filepath.Dir(filepath.Dir(tmp)), "*"))+")")
+		assert.Error(t, err, "the folder around the engine's directory is not listable")
 	}
 	check(t)
 	// Every way a SELECT could try to change a setting for later queries.
