@@ -202,6 +202,20 @@ func decodeJSONObject(b []byte) (Event, error) {
 
 // DecodeCSV reads a CSV file whose header names SPEC columns.
 func DecodeCSV(r io.Reader, file string, emit func(Event) error, reject func(Rejected)) error {
+	return ReadCSV(r, file, nil, func(line int, fields map[string]string) error {
+		e, err := FromFields(fields)
+		if err != nil {
+			reject(Rejected{file, line, err.Error()})
+			return nil
+		}
+		return emit(e)
+	}, reject)
+}
+
+// ReadCSV reads a CSV file whose header names SPEC columns (or columns extra accepts) and
+// hands each well-formed record to each as column → text. Malformed records go to reject
+// with their line; an error from each stops reading.
+func ReadCSV(r io.Reader, file string, extra func(column string) bool, each func(line int, fields map[string]string) error, reject func(Rejected)) error {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
@@ -215,7 +229,7 @@ func DecodeCSV(r io.Reader, file string, emit func(Event) error, reject func(Rej
 	cols := make([]string, len(header))
 	for i, h := range header {
 		h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
-		if !columnIndex[h] {
+		if !columnIndex[h] && (extra == nil || !extra(h)) {
 			return fmt.Errorf("%s:1: unknown column %q in the header (the event model's columns are listed in docs/EVENTS.md)", file, h)
 		}
 		cols[i] = h
@@ -242,12 +256,7 @@ func DecodeCSV(r io.Reader, file string, emit func(Event) error, reject func(Rej
 		for i, c := range cols {
 			fields[c] = rec[i]
 		}
-		e, err := FromFields(fields)
-		if err != nil {
-			reject(Rejected{file, line, err.Error()})
-			continue
-		}
-		if err := emit(e); err != nil {
+		if err := each(line, fields); err != nil {
 			return err
 		}
 	}

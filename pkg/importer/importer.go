@@ -343,60 +343,18 @@ func decodeCSV(r io.Reader, file string, ph *phones, emit func(events.Event) err
 	if _, err := ph.hasher(); err != nil {
 		return fmt.Errorf("%s:1: %w", file, err)
 	}
-	cr := csv.NewReader(br)
-	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = true
-	header, err := cr.Read()
-	if err != nil {
-		return fmt.Errorf("%s:1: cannot read the header: %w", file, err)
-	}
-	known := map[string]bool{}
-	for _, c := range events.Columns {
-		known[c.Name] = true
-	}
-	cols := make([]string, len(header))
-	for i, h := range header {
-		h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
-		if !known[h] && !pseudo.IsPhoneColumn(h) {
-			return fmt.Errorf("%s:1: unknown column %q in the header (the event model's columns are listed in docs/EVENTS.md)", file, h)
-		}
-		cols[i] = h
-	}
-	for {
-		rec, err := cr.Read()
-		line, _ := cr.FieldPos(0)
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			var pe *csv.ParseError
-			if errors.As(err, &pe) {
-				reject(events.Rejected{File: file, Line: pe.Line, Reason: pe.Err.Error()})
-				continue
-			}
-			return fmt.Errorf("%s: %w", file, err)
-		}
-		if len(rec) != len(cols) {
-			reject(events.Rejected{File: file, Line: line, Reason: fmt.Sprintf("%d fields, but the header has %d", len(rec), len(cols))})
-			continue
-		}
-		fields := make(map[string]string, len(cols))
-		for i, c := range cols {
-			fields[c] = rec[i]
-		}
+	return events.ReadCSV(br, file, pseudo.IsPhoneColumn, func(line int, fields map[string]string) error {
 		if err := pseudo.ReplacePhone(fields, ph.h); err != nil {
 			reject(events.Rejected{File: file, Line: line, Reason: err.Error()})
-			continue
+			return nil
 		}
 		e, err := events.FromFields(fields)
 		if err != nil {
 			reject(events.Rejected{File: file, Line: line, Reason: err.Error()})
-			continue
+			return nil
 		}
-		if err := emit(e); err != nil {
-			return err
-		}
-	}
+		return emit(e)
+	}, reject)
 }
 
 func anyPhone(header []string) bool {
