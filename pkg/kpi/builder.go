@@ -92,7 +92,7 @@ func filterSQL(filters []Filter, fact Fact, agent string, loc *time.Location, ar
 }
 
 // allMarkers are what a Grafana "All" may arrive as when the frontend did not expand it.
-var allMarkers = map[string]bool{"$__all": true, "__all": true, "*": false}
+var allMarkers = map[string]bool{"$__all": true, "__all": true}
 
 func effectiveValues(vals []string) []string {
 	for _, v := range vals {

@@ -77,9 +77,6 @@ func seriesFrames(s *series, q *Query, grid []time.Time) data.Frames {
 		fr.Meta.TypeVersion = data.FrameTypeVersion{0, 1}
 		frames = append(frames, fr)
 	}
-	if len(frames) > 0 && len(s.sql) > 0 {
-		frames[0].Meta.ExecutedQueryString = strings.Join(s.sql, ";\n")
-	}
 	return frames
 }
 

@@ -37,18 +37,10 @@ const (
 
 // ---------------------------------------------------------------- loading
 
+// repoRoot is the module root (the harness finds it from its own source file).
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	require.NoError(t, err)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		require.NotEqual(t, dir, parent, "no go.mod above the test directory")
-		dir = parent
-	}
+	return harness.RepoRoot()
 }
 
 type dashboard struct {

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/blueticks/blueticks-whatsapp-datasource/tests/harness"
 )
 
 const (
@@ -31,18 +33,10 @@ const (
 	provisionedUID = "blueticks-demo"
 )
 
+// repoRoot is the module root (the harness finds it from its own source file).
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	require.NoError(t, err)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		require.NotEqual(t, dir, parent, "no go.mod above the test directory")
-		dir = parent
-	}
+	return harness.RepoRoot()
 }
 
 // grafana is one running server.
