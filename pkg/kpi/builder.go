@@ -23,6 +23,17 @@ type selectSpec struct {
 	agent   string   // column the agent_id dimension maps to ("" = agent_id)
 	extra   string   // extra WHERE condition (catalog text only)
 	noTime  bool     // no time-range filter (values queries)
+	facts   bool     // answer from the facts even where rollups could (rollup.go)
+}
+
+// sql renders the query from the rollups where they can answer it, else from the facts.
+func (s *selectSpec) sql() (string, []any) {
+	if !s.facts {
+		if text, args, ok := s.renderRollup(); ok {
+			return text, args
+		}
+	}
+	return s.render()
 }
 
 // zoneLiteral quotes a validated IANA zone name.

@@ -117,6 +117,24 @@ const (
 	sentAll   = "count(*)"
 )
 
+// Sums and averages add exact decimals (micro-units: cents, microseconds), never floats,
+// so a sum does not depend on the order rows are added in: the rollups (rollup.go) and
+// the facts give the same numbers to the last bit. A value a decimal cannot hold (NaN,
+// infinity, beyond 10^32, possible only in a user's own Parquet or DuckDB store) is left
+// out, like a missing one (docs/KPIS.md).
+const exact = "DECIMAL(38,6)"
+
+// total is the sum of column x, 0 over no rows.
+func total(x string) string { return "coalesce(sum(TRY_CAST(" + x + " AS " + exact + ")), 0)" }
+
+// mean is the average of column x over the rows matching filter ("" for all), NULL over none.
+func mean(x, filter string) string {
+	if filter != "" {
+		filter = " FILTER (WHERE " + filter + ")"
+	}
+	return "sum(TRY_CAST(" + x + " AS " + exact + "))" + filter + " / NULLIF(count(TRY_CAST(" + x + " AS " + exact + "))" + filter + ", 0)"
+}
+
 // Metrics is the KPI catalog (SPEC section 2). docs/KPIS.md explains each in prose.
 var Metrics = []Metric{
 	// Delivery: message outcomes, at send time.
@@ -136,7 +154,7 @@ var Metrics = []Metric{
 	{ID: "failure_rate", Name: "Failure rate", Area: AreaDelivery, Kind: KindRate, Fact: FactMessage,
 		Num: "count(*) FILTER (WHERE is_failed)", Den: sentAll,
 		Description: "Failed / sent, of the messages sent in the bucket."},
-	{ID: "cost", Name: "Cost", Area: AreaDelivery, Kind: KindCurrency, Fact: FactMessage, Expr: "coalesce(fsum(price), 0)",
+	{ID: "cost", Name: "Cost", Area: AreaDelivery, Kind: KindCurrency, Fact: FactMessage, Expr: total("price"),
 		Description: "Sum of the price (value) of the sent messages."},
 
 	// Engagement.
@@ -173,10 +191,10 @@ var Metrics = []Metric{
 		Expr:        "count(*) FILTER (WHERE type = 'converted')",
 		Description: "All converted events at their own time, attributed or not."},
 	{ID: "revenue", Name: "Attributed revenue", Area: AreaConversion, Kind: KindCurrency, Fact: FactMessage,
-		Expr:        "coalesce(fsum(revenue), 0)",
+		Expr:        total("revenue"),
 		Description: "Sum of the value of attributed conversions, at the message's send time."},
 	{ID: "revenue_per_message", Name: "Revenue per delivered message", Area: AreaConversion, Kind: KindCurrency, Fact: FactMessage,
-		Num: "coalesce(fsum(revenue), 0)", Den: delivered,
+		Num: total("revenue"), Den: delivered,
 		Description: "Attributed revenue / delivered messages."},
 
 	// Churn and quality: events at their own time over deliveries at their own time.
@@ -209,19 +227,19 @@ var Metrics = []Metric{
 	{ID: "conversations", Name: "Conversations", Area: AreaService, Kind: KindCount, Fact: FactConversation, Expr: "count(*)",
 		Description: "Conversations opened (distinct conversation_id of conversation_opened)."},
 	{ID: "first_response_time", Name: "First response time (avg)", Area: AreaService, Kind: KindDuration, Fact: FactConversation,
-		Expr: "avg(frt_s)", AgentColumn: "frt_agent",
+		Expr: mean("frt_s", ""), AgentColumn: "frt_agent",
 		Description: "Time a customer waited for a human: first agent message minus the later of the opening and the last escalation before it. Conversations without an agent message are left out."},
 	{ID: "first_response_time_p50", Name: "First response time (p50)", Area: AreaService, Kind: KindDuration, Fact: FactConversation,
 		Expr: "quantile_cont(frt_s, 0.5)", AgentColumn: "frt_agent", Description: "Median first response time (interpolated)."},
 	{ID: "first_response_time_p90", Name: "First response time (p90)", Area: AreaService, Kind: KindDuration, Fact: FactConversation,
 		Expr: "quantile_cont(frt_s, 0.9)", AgentColumn: "frt_agent", Description: "90th percentile first response time (interpolated)."},
 	{ID: "response_time", Name: "Response time", Area: AreaService, Kind: KindDuration, Fact: FactTurn,
-		Expr:        "avg(resp_s)",
+		Expr:        mean("resp_s", ""),
 		Description: "Average over customer turns: from the first inbound message of a turn to the next agent or bot message. Unanswered turns are left out (see unanswered_turns)."},
 	{ID: "unanswered_turns", Name: "Unanswered turns", Area: AreaService, Kind: KindCount, Fact: FactTurn,
 		Expr: "count(*) FILTER (WHERE resp_s IS NULL)", Description: "Customer turns with no agent or bot answer yet."},
 	{ID: "resolution_time", Name: "Resolution time (avg)", Area: AreaService, Kind: KindDuration, Fact: FactConversation,
-		Expr: "avg(res_s)", AgentColumn: "res_agent", Description: "First resolved minus conversation_opened."},
+		Expr: mean("res_s", ""), AgentColumn: "res_agent", Description: "First resolved minus conversation_opened."},
 	{ID: "resolution_time_p50", Name: "Resolution time (p50)", Area: AreaService, Kind: KindDuration, Fact: FactConversation,
 		Expr: "quantile_cont(res_s, 0.5)", AgentColumn: "res_agent", Description: "Median resolution time (interpolated)."},
 	{ID: "resolution_time_p90", Name: "Resolution time (p90)", Area: AreaService, Kind: KindDuration, Fact: FactConversation,
@@ -235,7 +253,7 @@ var Metrics = []Metric{
 	{ID: "abandoned", Name: "Abandoned", Area: AreaService, Kind: KindCount, Fact: FactEvent,
 		Expr: "count(*) FILTER (WHERE type = 'abandoned')", Description: "abandoned events at their own time; group by step to see where customers drop off."},
 	{ID: "csat_avg", Name: "CSAT (avg)", Area: AreaService, Kind: KindScore, Fact: FactEvent,
-		Expr: "avg(value) FILTER (WHERE type = 'csat')", Description: "Mean csat score (1-5)."},
+		Expr: mean("value", "type = 'csat'"), Description: "Mean csat score (1-5)."},
 	{ID: "csat_satisfied", Name: "CSAT satisfied", Area: AreaService, Kind: KindRate, Fact: FactEvent,
 		Num: "count(*) FILTER (WHERE type = 'csat' AND value >= 4)", Den: "count(*) FILTER (WHERE type = 'csat')",
 		Description: "Share of csat answers of 4 or 5."},

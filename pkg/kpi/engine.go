@@ -39,6 +39,9 @@ type Options struct {
 	CheckEvery time.Duration
 	// DemoRefresh is how often the embedded demo store is regenerated up to now (default 10 min).
 	DemoRefresh time.Duration
+	// NoRollups answers every query from the fact tables and skips building the hourly
+	// rollups (rollup.go): for benchmarks and for checking the rollups against the facts.
+	NoRollups bool
 }
 
 // Stats describe the events behind the current snapshot.
@@ -360,7 +363,11 @@ func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 		cleanup()
 		return err
 	}
-	for _, stmt := range factStatements() {
+	stmts := factStatements()
+	if !e.opts.NoRollups {
+		stmts = append(stmts, rollupStatements()...)
+	}
+	for _, stmt := range stmts {
 		if _, err := conn.ExecContext(ctx, strings.ReplaceAll(stmt, "{g}", g.schema)); err != nil {
 			cleanup()
 			return fmt.Errorf("build facts: %w", err)

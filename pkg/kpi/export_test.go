@@ -48,7 +48,7 @@ func RenderForTest(q *Query, from, to time.Time, interval time.Duration, maxPoin
 		for _, mi := range src.metrics {
 			spec.aggs = append(spec.aggs, metricAggs(metrics[mi])...)
 		}
-		sql, args := spec.render()
+		sql, args := spec.sql()
 		out = append(out, RenderedSQL{sql, args})
 	}
 	return out, nil

@@ -8,6 +8,7 @@ import (
 // The fact tables are derived from the deduplicated events (table ev: SPEC columns plus
 // arr, the arrival rank) by the statements below, in order, inside one schema per store
 // version ({g}). They settle SPEC section 5 once, so every metric is a plain aggregate.
+// Each is stored in time order, so a time range reads only its own row groups.
 
 // messageDims are the dimensions an event inherits from the message it is about or is
 // credited to, when it lacks them (SPEC section 5, "Dimensions of an event").
@@ -91,7 +92,7 @@ func factStatements() []string {
 			       count(*) FILTER (WHERE c.type = 'received') AS n_reply,
 			       min(c.ts) FILTER (WHERE c.type = 'received') AS reply_ts,
 			       count(*) FILTER (WHERE c.type = 'converted') AS n_conv,
-			       coalesce(fsum(e.value) FILTER (WHERE c.type = 'converted'), 0) AS revenue
+			       coalesce(sum(TRY_CAST(e.value AS DECIMAL(38,6))) FILTER (WHERE c.type = 'converted'), 0) AS revenue
 			FROM {g}.credit AS c JOIN {g}.ev AS e USING (event_id)
 			WHERE c.credited IS NOT NULL AND c.type IN ('clicked', 'received', 'converted')
 			GROUP BY 1
@@ -110,7 +111,8 @@ func factStatements() []string {
 		       coalesce(st.deliv_ts, least(cr.click_ts, cr.reply_ts)) AS first_deliv_ts
 		FROM {g}.msg AS m
 		LEFT JOIN {g}.st AS st USING (message_id)
-		LEFT JOIN cr USING (message_id)`,
+		LEFT JOIN cr USING (message_id)
+		ORDER BY send_ts`,
 
 		// f_evt: every event at its own time, with message dimensions it lacks taken from the
 		// message it is about (statuses) or credited to; plus one _delivery row per message
@@ -137,7 +139,8 @@ func factStatements() []string {
 		       fm.agent_id, fm.sender, fm.message_type, fm.currency, NULL AS error_code, NULL AS step,
 		       NULL AS first_recv_ts
 		FROM {g}.st AS st FULL OUTER JOIN {g}.f_msg AS fm USING (message_id)
-		WHERE coalesce(st.deliv_ts, fm.first_deliv_ts) IS NOT NULL`,
+		WHERE coalesce(st.deliv_ts, fm.first_deliv_ts) IS NOT NULL
+		ORDER BY ts`,
 
 		// f_conv: one row per conversation at its opening time with the opening row's
 		// dimensions. The agent of the first agent message answers for response times, the
@@ -188,7 +191,8 @@ func factStatements() []string {
 		LEFT JOIN {g}.msg AS m ON m.message_id = coalesce(op.reply_to, op.message_id)
 		LEFT JOIN frt ON frt.conversation_id = op.conversation_id
 		LEFT JOIN res ON res.conversation_id = op.conversation_id
-		LEFT JOIN flags ON flags.conversation_id = op.conversation_id`,
+		LEFT JOIN flags ON flags.conversation_id = op.conversation_id
+		ORDER BY opened_ts`,
 
 		// f_turn: customer turns. Consecutive inbound messages of a conversation form one
 		// turn from the first; the next bot or agent message answers it (campaign messages
@@ -220,7 +224,8 @@ func factStatements() []string {
 		       t.answer_agent AS agent_id, c.sender, c.message_type, c.currency,
 		       CAST(NULL AS VARCHAR) AS error_code, CAST(NULL AS VARCHAR) AS step,
 		       epoch(t.answer_ts) - epoch(t.start_ts) AS resp_s
-		FROM t LEFT JOIN {g}.f_conv AS c ON c.conversation_id = t.conversation_id`,
+		FROM t LEFT JOIN {g}.f_conv AS c ON c.conversation_id = t.conversation_id
+		ORDER BY t.start_ts`,
 
 		// f_quality: rating changes; rows with a template are template ratings.
 		`CREATE TABLE {g}.f_quality AS

@@ -104,12 +104,12 @@ func planSources(metrics []*Metric, q *Query) []*source {
 func (e *Engine) aggregate(ctx context.Context, g *generation, q *Query, metrics []*Metric, from, to time.Time, bucket *Bucket) (*series, error) {
 	res := &series{metrics: metrics, groups: map[string]*groupData{}}
 	for _, src := range planSources(metrics, q) {
-		spec := selectSpec{schema: g.schema, fact: src.fact, bucket: bucket, groupBy: q.GroupBy,
+		spec := selectSpec{schema: g.schema, facts: e.opts.NoRollups, fact: src.fact, bucket: bucket, groupBy: q.GroupBy,
 			filters: q.Filters, from: from, to: to, loc: q.Location(), agent: src.agent}
 		for _, mi := range src.metrics {
 			spec.aggs = append(spec.aggs, metricAggs(metrics[mi])...)
 		}
-		text, args := spec.render()
+		text, args := spec.sql()
 		res.sql = append(res.sql, text)
 		rows, err := e.db.QueryContext(ctx, text, args...)
 		if err != nil {

@@ -88,7 +88,7 @@ var funnelStages = []string{"sent", "delivered", "read", "engaged", "converted"}
 func (e *Engine) runFunnel(ctx context.Context, g *generation, r Request) (data.Frames, error) {
 	q := r.Query
 	const lvl = "CASE WHEN n_conv > 0 THEN 4 WHEN is_clicked OR is_replied THEN 3 WHEN is_read THEN 2 WHEN is_delivered THEN 1 ELSE 0 END"
-	spec := selectSpec{schema: g.schema, fact: FactMessage, groupBy: q.GroupBy, filters: q.Filters,
+	spec := selectSpec{schema: g.schema, facts: e.opts.NoRollups, fact: FactMessage, groupBy: q.GroupBy, filters: q.Filters,
 		from: r.From, to: r.To, loc: q.Location()}
 	for i := range funnelStages {
 		spec.aggs = append(spec.aggs, fmt.Sprintf("count(*) FILTER (WHERE (%s) >= %d)", lvl, i))
@@ -165,7 +165,7 @@ type rawRow struct {
 }
 
 func (e *Engine) rawAggregate(ctx context.Context, spec *selectSpec) (*rawRows, error) {
-	text, args := spec.render()
+	text, args := spec.sql()
 	out := &rawRows{rows: map[string]*rawRow{}, sql: text}
 	rows, err := e.db.QueryContext(ctx, text, args...)
 	if err != nil {
@@ -247,7 +247,7 @@ func (e *Engine) runAB(ctx context.Context, g *generation, r Request) (data.Fram
 	q := r.Query
 	m, _ := LookupMetric(q.Metric)
 	dims := append(append([]string(nil), q.GroupBy...), "variant")
-	spec := selectSpec{schema: g.schema, fact: m.Fact, groupBy: dims, filters: q.Filters,
+	spec := selectSpec{schema: g.schema, facts: e.opts.NoRollups, fact: m.Fact, groupBy: dims, filters: q.Filters,
 		from: r.From, to: r.To, loc: q.Location(), aggs: []string{m.Num, m.Den}, extra: "variant IS NOT NULL"}
 	s, err := e.rawAggregate(ctx, &spec)
 	if err != nil {
