@@ -221,7 +221,9 @@ func (p *rollupPlan) rewrite(expr string, learn bool) (string, bool) {
 }
 
 // rollupTable names a level's table.
-func rollupTable(f Fact, level string) string { return "r_" + strings.TrimPrefix(string(f), "f_") + "_" + level }
+func rollupTable(f Fact, level string) string {
+	return "r_" + strings.TrimPrefix(string(f), "f_") + "_" + level
+}
 
 // rollupStatements build every fact's rollups, after the facts (factStatements).
 func rollupStatements() []string {
