@@ -15,7 +15,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/events"
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/pseudo"
@@ -34,8 +36,13 @@ type Report struct {
 // MaxRejectedKept bounds the rejected rows kept in memory for the report.
 const MaxRejectedKept = 10_000
 
-// BatchSize is the number of events written per segment.
+// BatchSize is the number of events per segment written by `blueticks demo`.
 const BatchSize = 500_000
+
+// batchSize is the number of events per segment written by Import: half of BatchSize,
+// because two batches are in memory at once (one decoded while the other is written).
+// Tests lower it.
+var batchSize = BatchSize / 2
 
 // Format is a file format, chosen by extension.
 type Format string
@@ -72,6 +79,12 @@ func Import(ctx context.Context, w *store.Writer, files []string) (Report, error
 }
 
 // ImportWith is Import with options.
+//
+// Text files are decoded by a pipeline: one goroutine splits the file into rows (NDJSON
+// lines, CSV records), GOMAXPROCS workers validate chunks of rows in parallel, and the
+// results are taken in file order, so events keep their order (first arrival wins) and
+// rejected rows are reported in order. Each batch of 250 000 events is written as one
+// segment in the background while the next batch is decoded.
 func ImportWith(ctx context.Context, w *store.Writer, files []string, opts Options) (Report, error) {
 	var rep Report
 	ph := &phones{h: opts.Hasher}
@@ -83,61 +96,364 @@ func ImportWith(ctx context.Context, w *store.Writer, files []string, opts Optio
 			return rep, fmt.Errorf("%s: %w", f, err)
 		}
 	}
-	batch := make([]events.Event, 0, 4096)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		res, err := w.Append(ctx, batch, store.AppendOptions{SkipExisting: true})
-		if err != nil {
-			return err
-		}
-		rep.Written += res.Written
-		rep.Duplicates += res.Duplicates
-		batch = batch[:0]
-		return nil
-	}
-	emit := func(e events.Event) error {
-		rep.Read++
-		batch = append(batch, e)
-		if len(batch) >= BatchSize {
-			return flush()
-		}
-		return ctx.Err()
-	}
-	reject := func(r events.Rejected) {
-		rep.Read++
-		rep.RejectedN++
-		if len(rep.Rejected) < MaxRejectedKept {
-			rep.Rejected = append(rep.Rejected, r)
-		}
-	}
+	s := &sink{ctx: ctx, w: w, rep: &rep}
 	for _, f := range files {
 		format, _ := FormatOf(f)
 		var err error
 		switch format {
 		case NDJSON, CSV:
-			err = decodeTextFile(f, format, ph, emit, reject)
+			err = decodeTextFile(ctx, f, format, ph, s)
 		case Parquet:
-			err = decodeParquet(ctx, f, ph, emit, reject)
+			err = decodeParquet(ctx, f, ph, s.emit, s.reject)
 		}
 		if err != nil {
+			_ = s.wait()
 			return rep, err
 		}
 	}
-	return rep, flush()
+	return rep, s.flush(true)
 }
 
-func decodeTextFile(path string, format Format, ph *phones, emit func(events.Event) error, reject func(events.Rejected)) error {
+// sink takes decoded events and rejected rows in file order, batches the events and
+// writes each batch (one segment, ids already stored skipped) while the next is decoded.
+type sink struct {
+	ctx     context.Context
+	w       *store.Writer
+	rep     *Report
+	batch   [][]events.Event
+	n       int
+	loose   []events.Event // events given one at a time (Parquet)
+	writing chan appendDone
+}
+
+type appendDone struct {
+	res store.AppendResult
+	err error
+}
+
+// add takes a chunk of valid events (the sink keeps the slice).
+func (s *sink) add(evs []events.Event) error {
+	if len(evs) == 0 {
+		return s.ctx.Err()
+	}
+	s.rep.Read += len(evs)
+	s.batch = append(s.batch, evs)
+	s.n += len(evs)
+	if s.n >= batchSize {
+		return s.flush(false)
+	}
+	return s.ctx.Err()
+}
+
+// emit takes one valid event.
+func (s *sink) emit(e events.Event) error {
+	s.rep.Read++
+	if s.loose == nil {
+		s.loose = make([]events.Event, 0, chunkRows)
+	}
+	s.loose = append(s.loose, e)
+	if len(s.loose) == cap(s.loose) {
+		s.batch = append(s.batch, s.loose)
+		s.n += len(s.loose)
+		s.loose = nil
+		if s.n >= batchSize {
+			return s.flush(false)
+		}
+	}
+	return s.ctx.Err()
+}
+
+func (s *sink) reject(r events.Rejected) {
+	s.rep.Read++
+	s.rep.RejectedN++
+	if len(s.rep.Rejected) < MaxRejectedKept {
+		s.rep.Rejected = append(s.rep.Rejected, r)
+	}
+}
+
+// flush starts writing the current batch once the previous one is written; final waits
+// for it too.
+func (s *sink) flush(final bool) error {
+	if len(s.loose) > 0 {
+		s.batch = append(s.batch, s.loose)
+		s.n += len(s.loose)
+		s.loose = nil
+	}
+	// One batch at a time: the next Append must see this one's segment (SkipExisting).
+	if err := s.wait(); err != nil {
+		return err
+	}
+	if s.n > 0 {
+		chunks := s.batch
+		s.batch, s.n = nil, 0
+		done := make(chan appendDone, 1)
+		go func() {
+			res, err := s.w.AppendChunks(s.ctx, chunks, store.AppendOptions{SkipExisting: true})
+			done <- appendDone{res, err}
+		}()
+		s.writing = done
+	}
+	if final {
+		return s.wait()
+	}
+	return nil
+}
+
+// wait waits for the batch being written, if any, and counts it.
+func (s *sink) wait() error {
+	if s.writing == nil {
+		return nil
+	}
+	d := <-s.writing
+	s.writing = nil
+	s.rep.Written += d.res.Written
+	s.rep.Duplicates += d.res.Duplicates
+	return d.err
+}
+
+// chunkRows is the number of rows a decoding worker takes at a time.
+const chunkRows = 4096
+
+// rawRow is one row of a text file, not yet validated.
+type rawRow struct {
+	line   int
+	text   []byte            // an NDJSON line (trimmed)
+	fields map[string]string // a CSV record, column → text
+	rej    *events.Rejected  // a record the reader already rejected (malformed CSV)
+}
+
+// decodedChunk is a chunk's valid events and rejected rows, each in file order.
+type decodedChunk struct {
+	evs []events.Event
+	rej []events.Rejected
+}
+
+type job struct {
+	rows []rawRow
+	out  chan decodedChunk
+}
+
+// decodeTextFile runs the decoding pipeline on an NDJSON or CSV file.
+func decodeTextFile(ctx context.Context, path string, format Format, ph *phones, s *sink) error {
 	fh, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer fh.Close()
+	br := bufio.NewReaderSize(fh, 1<<20)
+
+	// A CSV file with a phone column needs the key before anything is read.
+	csvPhone := false
 	if format == CSV {
-		return decodeCSV(fh, path, ph, emit, reject)
+		head, _ := br.Peek(64 * 1024)
+		firstLine, _, _ := bytes.Cut(head, []byte("\n"))
+		if hdr, err := csv.NewReader(bytes.NewReader(firstLine)).Read(); err == nil && anyPhone(hdr) {
+			if _, err := ph.hasher(); err != nil {
+				return fmt.Errorf("%s:1: %w", path, err)
+			}
+			csvPhone = true
+		}
 	}
-	return decodeNDJSON(fh, path, ph, emit, reject)
+
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	workers := max(1, runtime.GOMAXPROCS(0))
+	jobs := make(chan job, workers)
+	order := make(chan chan decodedChunk, 4*workers)
+	readErr := make(chan error, 1)
+
+	// Reader: rows in chunks; each chunk's result channel goes to order in file order.
+	go func() {
+		defer close(order)
+		defer close(jobs)
+		rows := make([]rawRow, 0, chunkRows)
+		send := func() error {
+			if len(rows) == 0 {
+				return nil
+			}
+			j := job{rows: rows, out: make(chan decodedChunk, 1)}
+			select {
+			case order <- j.out:
+			case <-pctx.Done():
+				return pctx.Err()
+			}
+			select {
+			case jobs <- j:
+			case <-pctx.Done():
+				return pctx.Err()
+			}
+			rows = make([]rawRow, 0, chunkRows)
+			return nil
+		}
+		add := func(r rawRow) error {
+			rows = append(rows, r)
+			if len(rows) == chunkRows {
+				return send()
+			}
+			return nil
+		}
+		var err error
+		if format == CSV {
+			var extra func(string) bool
+			if csvPhone {
+				extra = pseudo.IsPhoneColumn
+			}
+			err = events.ReadCSV(br, path, extra, func(line int, fields map[string]string) error {
+				return add(rawRow{line: line, fields: fields})
+			}, func(r events.Rejected) {
+				if err := add(rawRow{line: r.Line, rej: &r}); err != nil {
+					cancel()
+				}
+			})
+		} else {
+			err = readNDJSONLines(br, path, add)
+		}
+		if err == nil {
+			err = send()
+		}
+		readErr <- err
+	}()
+
+	// Workers.
+	var wg sync.WaitGroup
+	for k := 0; k < workers; k++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := &rowDecoder{file: path, ph: ph, csvPhone: csvPhone, m: make(map[string]string, 32)}
+			for j := range jobs {
+				j.out <- d.decode(j.rows)
+			}
+		}()
+	}
+	defer wg.Wait()
+	defer cancel()
+
+	// In file order.
+	for out := range order {
+		var d decodedChunk
+		select {
+		case d = <-out:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		for _, r := range d.rej {
+			s.reject(r)
+		}
+		if err := s.add(d.evs); err != nil {
+			return err
+		}
+	}
+	if err := <-readErr; err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return ctx.Err()
+}
+
+// readNDJSONLines hands each non-blank line, trimmed, to add (the lines of a chunk share
+// one buffer).
+func readNDJSONLines(r io.Reader, file string, add func(rawRow) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), events.MaxLineBytes)
+	line := 0
+	arena := make([]byte, 0, 1<<20)
+	for sc.Scan() {
+		line++
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		if len(arena)+len(b) > cap(arena) {
+			arena = make([]byte, 0, max(1<<20, len(b)))
+		}
+		start := len(arena)
+		arena = append(arena, b...)
+		if err := add(rawRow{line: line, text: arena[start:len(arena):len(arena)]}); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return fmt.Errorf("%s:%d: line longer than %d bytes", file, line+1, events.MaxLineBytes)
+		}
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	return nil
+}
+
+// rowDecoder validates rows; one per worker.
+type rowDecoder struct {
+	file     string
+	ph       *phones
+	csvPhone bool
+	m        map[string]string // reused for NDJSON lines
+}
+
+func (d *rowDecoder) decode(rows []rawRow) decodedChunk {
+	out := decodedChunk{evs: make([]events.Event, 0, len(rows))}
+	for i := range rows {
+		r := &rows[i]
+		if r.rej != nil {
+			out.rej = append(out.rej, *r.rej)
+			continue
+		}
+		var e events.Event
+		var err error
+		if r.fields != nil {
+			e, err = d.csvRow(r.fields)
+		} else {
+			e, err = d.jsonRow(r.text)
+		}
+		if err != nil {
+			out.rej = append(out.rej, events.Rejected{File: d.file, Line: r.line, Reason: err.Error()})
+			continue
+		}
+		out.evs = append(out.evs, e)
+	}
+	return out
+}
+
+func (d *rowDecoder) csvRow(fields map[string]string) (events.Event, error) {
+	if d.csvPhone {
+		if err := pseudo.ReplacePhone(fields, d.ph.key()); err != nil {
+			return events.Event{}, err
+		}
+	}
+	return events.FromFields(fields)
+}
+
+// jsonRow decodes an NDJSON line: flat objects of strings, numbers and literals (nearly
+// every line) in one pass here, anything else by events.DecodeJSONObject (which also
+// words the errors). Both give the same event or the same rejection.
+func (d *rowDecoder) jsonRow(b []byte) (events.Event, error) {
+	clear(d.m)
+	if !scanFlatObject(b, d.m) {
+		return d.jsonRowGeneral(b)
+	}
+	_, hasPhone := d.m["phone"]
+	_, hasWaID := d.m["wa_id"]
+	if hasPhone || hasWaID {
+		// As pseudonymiseJSON: the key is needed only for a non-empty number.
+		if d.m["phone"] != "" || d.m["wa_id"] != "" {
+			if _, err := d.ph.hasher(); err != nil {
+				return events.Event{}, err
+			}
+		}
+		if err := pseudo.ReplacePhone(d.m, d.ph.key()); err != nil {
+			return events.Event{}, err
+		}
+	}
+	return events.FromFields(d.m)
+}
+
+func (d *rowDecoder) jsonRowGeneral(b []byte) (events.Event, error) {
+	if hasPhoneKey(b) {
+		var err error
+		if b, err = pseudonymiseJSON(b, d.ph); err != nil {
+			return events.Event{}, err
+		}
+	}
+	return events.DecodeJSONObject(b)
 }
 
 // decodeParquet reads a Parquet file's SPEC columns as text and validates each row like
@@ -214,7 +530,7 @@ func decodeParquet(ctx context.Context, path string, ph *phones, emit func(event
 			}
 		}
 		if hasPhone {
-			if err := pseudo.ReplacePhone(fields, ph.h); err != nil {
+			if err := pseudo.ReplacePhone(fields, ph.key()); err != nil {
 				reject(events.Rejected{File: path, Line: line, Reason: err.Error()})
 				continue
 			}
@@ -232,14 +548,17 @@ func decodeParquet(ctx context.Context, path string, ph *phones, emit func(event
 }
 
 // phones holds the pseudonymisation key, read from the environment only when a file has a
-// phone column.
+// phone column. Safe for concurrent use (decoding workers).
 type phones struct {
+	mu  sync.Mutex
 	h   *pseudo.Hasher
 	err error
 	got bool
 }
 
 func (p *phones) hasher() (*pseudo.Hasher, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.h != nil || p.got {
 		return p.h, p.err
 	}
@@ -251,41 +570,11 @@ func (p *phones) hasher() (*pseudo.Hasher, error) {
 	return p.h, p.err
 }
 
-// decodeNDJSON is events.DecodeNDJSON plus phone pseudonymisation: a line with a phone or
-// wa_id key has it hashed into contact_id before validation.
-func decodeNDJSON(r io.Reader, file string, ph *phones, emit func(events.Event) error, reject func(events.Rejected)) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), events.MaxLineBytes)
-	line := 0
-	for sc.Scan() {
-		line++
-		b := bytes.TrimSpace(sc.Bytes())
-		if len(b) == 0 {
-			continue
-		}
-		if hasPhoneKey(b) {
-			var err error
-			if b, err = pseudonymiseJSON(b, ph); err != nil {
-				reject(events.Rejected{File: file, Line: line, Reason: err.Error()})
-				continue
-			}
-		}
-		e, err := events.DecodeJSONObject(b)
-		if err != nil {
-			reject(events.Rejected{File: file, Line: line, Reason: err.Error()})
-			continue
-		}
-		if err := emit(e); err != nil {
-			return err
-		}
-	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return fmt.Errorf("%s:%d: line longer than %d bytes", file, line+1, events.MaxLineBytes)
-		}
-		return fmt.Errorf("%s: %w", file, err)
-	}
-	return nil
+// key is the hasher once hasher succeeded (nil before).
+func (p *phones) key() *pseudo.Hasher {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.h
 }
 
 func hasPhoneKey(b []byte) bool {
@@ -319,7 +608,7 @@ func pseudonymiseJSON(b []byte, ph *phones) ([]byte, error) {
 			return nil, err
 		}
 	}
-	if err := pseudo.ReplacePhone(f, ph.h); err != nil {
+	if err := pseudo.ReplacePhone(f, ph.key()); err != nil {
 		return nil, err
 	}
 	for _, c := range pseudo.PhoneColumns {
@@ -329,32 +618,6 @@ func pseudonymiseJSON(b []byte, ph *phones) ([]byte, error) {
 		m["contact_id"], _ = json.Marshal(id)
 	}
 	return json.Marshal(m)
-}
-
-// decodeCSV hands a file without a phone column to events.DecodeCSV unchanged; a file
-// with one is read here, its phone column hashed into contact_id row by row.
-func decodeCSV(r io.Reader, file string, ph *phones, emit func(events.Event) error, reject func(events.Rejected)) error {
-	br := bufio.NewReader(r)
-	head, _ := br.Peek(64 * 1024)
-	firstLine, _, _ := bytes.Cut(head, []byte("\n"))
-	if hdr, err := csv.NewReader(bytes.NewReader(firstLine)).Read(); err != nil || !anyPhone(hdr) {
-		return events.DecodeCSV(br, file, emit, reject)
-	}
-	if _, err := ph.hasher(); err != nil {
-		return fmt.Errorf("%s:1: %w", file, err)
-	}
-	return events.ReadCSV(br, file, pseudo.IsPhoneColumn, func(line int, fields map[string]string) error {
-		if err := pseudo.ReplacePhone(fields, ph.h); err != nil {
-			reject(events.Rejected{File: file, Line: line, Reason: err.Error()})
-			return nil
-		}
-		e, err := events.FromFields(fields)
-		if err != nil {
-			reject(events.Rejected{File: file, Line: line, Reason: err.Error()})
-			return nil
-		}
-		return emit(e)
-	}, reject)
 }
 
 func anyPhone(header []string) bool {

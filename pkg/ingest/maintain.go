@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// maintain runs compaction every CompactEvery and retention every RetentionEvery (and once
+// maintain runs compaction and the replay of dead receivers' WAL files every CompactEvery
+// (replay every minute when compaction is off), retention every RetentionEvery (and once
 // at start), until Close.
 func (s *Server) maintain() {
 	defer s.bg.Done()
@@ -24,6 +25,12 @@ func (s *Server) maintain() {
 		retainC = t.C
 		s.retain()
 	}
+	every := replayEvery
+	if s.cfg.CompactEvery > 0 {
+		every = s.cfg.CompactEvery
+	}
+	replay := time.NewTicker(every)
+	defer replay.Stop()
 	for {
 		select {
 		case <-s.stop:
@@ -32,7 +39,24 @@ func (s *Server) maintain() {
 			s.compact()
 		case <-retainC:
 			s.retain()
+		case <-replay.C:
+			s.replay()
 		}
+	}
+}
+
+// replayEvery is the period of looking for WAL files of receivers that died (another
+// receiver on the same store) when compaction is off; otherwise it is the compaction
+// period.
+const replayEvery = time.Minute
+
+func (s *Server) replay() {
+	ctx, cancel := s.stopContext()
+	defer cancel()
+	res, err := ReplayWALs(ctx, s.maint, s.log)
+	s.metrics.replayed.Add(float64(res.Events))
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("replaying WAL files of stopped receivers failed", "err", err.Error())
 	}
 }
 

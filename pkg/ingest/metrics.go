@@ -27,6 +27,10 @@ type Metrics struct {
 	lastCommit   prometheus.Gauge
 	compactions  *prometheus.CounterVec
 	retention    prometheus.Counter
+	unflushed    prometheus.Gauge
+	flushSeconds prometheus.Histogram
+	flushErrors  prometheus.Counter
+	replayed     prometheus.Counter
 }
 
 // NewMetrics registers the metrics (and the Go and process collectors) in a new registry.
@@ -39,15 +43,15 @@ func NewMetrics() *Metrics {
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "blueticks_ingest_rejected_total",
 			Help: "Rejected rows or requests, by reason."}, []string{"reason"}),
 		written: prometheus.NewCounter(prometheus.CounterOpts{Name: "blueticks_ingest_written_events_total",
-			Help: "Events written to durable segments."}),
+			Help: "Events written to published segments (after deduplication within a segment)."}),
 		archived: prometheus.NewCounter(prometheus.CounterOpts{Name: "blueticks_ingest_raw_archived_total",
 			Help: "Webhook items that map to no event, kept in the raw archive."}),
 		writeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "blueticks_ingest_write_errors_total",
 			Help: "Failed commits (their requests were answered 503)."}),
 		writeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "blueticks_ingest_write_seconds",
-			Help: "Time to make one group commit durable (segment written, fsynced, published).", Buckets: prometheus.ExponentialBuckets(0.002, 2, 12)}),
+			Help: "Time to make one group commit durable (WAL records written and fsynced; with direct segments: segment written, fsynced, published).", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
 		commitWait: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "blueticks_ingest_commit_wait_seconds",
-			Help: "Time a request waited from queueing until its events were durable.", Buckets: prometheus.ExponentialBuckets(0.002, 2, 12)}),
+			Help: "Time a request waited from queueing until its events were durable.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
 		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "blueticks_ingest_request_seconds",
 			Help: "HTTP request latency by route and status code.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}, []string{"route", "code"}),
 		queueEvents: prometheus.NewGauge(prometheus.GaugeOpts{Name: "blueticks_ingest_queue_events",
@@ -62,10 +66,18 @@ func NewMetrics() *Metrics {
 			Help: "Compaction runs by result (merged, nothing, skipped, error)."}, []string{"result"}),
 		retention: prometheus.NewCounter(prometheus.CounterOpts{Name: "blueticks_ingest_retention_dropped_events_total",
 			Help: "Events deleted by the retention setting."}),
+		unflushed: prometheus.NewGauge(prometheus.GaugeOpts{Name: "blueticks_ingest_unflushed_events",
+			Help: "Acknowledged events durable in the WAL but not yet in a published segment (not yet visible to queries)."}),
+		flushSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "blueticks_ingest_flush_seconds",
+			Help: "Time to cut one segment from the WAL (written, fsynced, published).", Buckets: prometheus.ExponentialBuckets(0.002, 2, 14)}),
+		flushErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "blueticks_ingest_flush_errors_total",
+			Help: "Failed attempts to cut a segment from the WAL (retried; the events stay durable in the WAL)."}),
+		replayed: prometheus.NewCounter(prometheus.CounterOpts{Name: "blueticks_ingest_wal_replayed_events_total",
+			Help: "Events replayed from WAL files of stopped receivers (before deduplication)."}),
 	}
 	for _, c := range []prometheus.Collector{m.received, m.rejected, m.written, m.archived, m.writeErrors,
 		m.writeSeconds, m.commitWait, m.requests, m.queueEvents, m.queueBytes, m.eventLag, m.lastCommit,
-		m.compactions, m.retention,
+		m.compactions, m.retention, m.unflushed, m.flushSeconds, m.flushErrors, m.replayed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}

@@ -1,6 +1,7 @@
 // Package ingest is the receiver behind `blueticks serve`: WhatsApp Cloud API webhooks and
-// the events API turned into SPEC events, made durable by group commit into the store
-// (one fsynced segment per commit) before a request is answered 2xx. See docs/INGEST.md.
+// the events API turned into SPEC events, made durable by group commit (one fsynced
+// write-ahead log append per commit) before a request is answered 2xx, and published as
+// Parquet segments of the store about every second. See docs/INGEST.md.
 package ingest
 
 import (
@@ -12,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,6 +21,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/events"
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/pseudo"
@@ -81,8 +85,11 @@ type Server struct {
 	mapper   *Mapper
 	inflight chan struct{}
 	appMAC   []byte
+	macs     sync.Pool // of HMAC-SHA256 states keyed with appMAC
 	verify   [32]byte
 	api      [32]byte
+
+	webhookEvents prometheus.Counter // received{source="webhook"}
 
 	stop     chan struct{}
 	bg       sync.WaitGroup
@@ -130,7 +137,23 @@ func New(cfg Config) (*Server, error) {
 		w.Close()
 		return nil, err
 	}
+	// Segment cuts, compaction and retention run in the background: one DuckDB thread each,
+	// so requests always have the other CPUs (two threads would stall every request for the
+	// length of a cut, once a second).
+	for _, x := range []*store.Writer{w, maint} {
+		if err := x.SetThreads(1); err != nil {
+			w.Close()
+			maint.Close()
+			return nil, err
+		}
+	}
 	m := NewMetrics()
+	// Events acknowledged by a receiver that died before they reached a segment.
+	if res, err := ReplayWALs(context.Background(), maint, cfg.Logger); err != nil {
+		cfg.Logger.Error("replaying WAL files of stopped receivers failed (retried every minute)", "err", err.Error())
+	} else {
+		m.replayed.Add(float64(res.Events))
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, metrics: m, w: w, maint: maint,
 		commit:   NewCommitter(w, cfg.Commit, cfg.Logger, m),
 		mapper:   &Mapper{Hasher: cfg.Hasher, NumberIDs: cfg.NumberIDs},
@@ -140,10 +163,16 @@ func New(cfg Config) (*Server, error) {
 		api:      sha256.Sum256([]byte(cfg.APIToken)),
 		stop:     make(chan struct{}),
 	}
+	s.webhookEvents = m.received.WithLabelValues("webhook")
+	s.macs.New = func() any { return hmac.New(sha256.New, s.appMAC) }
 	s.bg.Add(1)
 	go s.maintain()
 	return s, nil
 }
+
+// Flush cuts a segment from every event acknowledged so far and waits until it is
+// published (tests and tools; the receiver does it every Commit.FlushInterval).
+func (s *Server) Flush(ctx context.Context) error { return s.commit.Flush(ctx) }
 
 // Metrics returns the server's metrics.
 func (s *Server) Metrics() *Metrics { return s.metrics }
@@ -184,18 +213,25 @@ func (w *statusWriter) WriteHeader(code int) {
 }
 
 func (s *Server) instrument(route string, h http.HandlerFunc) http.HandlerFunc {
+	ok200 := s.metrics.requests.WithLabelValues(route, "200")
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		h(sw, r)
 		el := time.Since(start)
-		s.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.code)).Observe(el.Seconds())
+		if sw.code == http.StatusOK {
+			ok200.Observe(el.Seconds())
+		} else {
+			s.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.code)).Observe(el.Seconds())
+		}
 		level := slog.LevelDebug
 		if sw.code >= 400 {
 			level = slog.LevelWarn
 		}
-		s.log.Log(r.Context(), level, "request", "route", route, "status", sw.code,
-			"duration_ms", float64(el.Microseconds())/1000, "bytes", r.ContentLength)
+		if s.log.Enabled(r.Context(), level) {
+			s.log.Log(r.Context(), level, "request", "route", route, "status", sw.code,
+				"duration_ms", float64(el.Microseconds())/1000, "bytes", r.ContentLength)
+		}
 	}
 }
 
@@ -234,7 +270,16 @@ func (s *Server) release() { <-s.inflight }
 
 // readBody reads at most limit bytes, answering 413 beyond.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var body []byte
+	var err error
+	if n := r.ContentLength; n >= 0 && n <= limit && n <= 1<<20 {
+		// The usual case: one allocation of the announced size (a body shorter than
+		// announced is an error of the HTTP server; a longer one is cut there).
+		body = make([]byte, n)
+		_, err = io.ReadFull(r.Body, body)
+	} else {
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -306,6 +351,24 @@ func CheckSignature(secret, body []byte, header string) bool {
 	return hmac.Equal(sig, m.Sum(nil))
 }
 
+// checkSignature is CheckSignature with the server's secret and a pooled HMAC state.
+func (s *Server) checkSignature(body []byte, header string) bool {
+	hexSig, ok := strings.CutPrefix(strings.TrimSpace(header), "sha256=")
+	if !ok || len(s.appMAC) == 0 || len(hexSig) != 2*sha256.Size {
+		return false
+	}
+	var sig, sum [sha256.Size]byte
+	if _, err := hex.Decode(sig[:], []byte(hexSig)); err != nil {
+		return false
+	}
+	m := s.macs.Get().(hash.Hash)
+	m.Reset()
+	m.Write(body)
+	m.Sum(sum[:0])
+	s.macs.Put(m)
+	return hmac.Equal(sig[:], sum[:])
+}
+
 // Sign returns the X-Hub-Signature-256 header value of body (for tests and tools).
 func Sign(secret, body []byte) string {
 	m := hmac.New(sha256.New, secret)
@@ -331,7 +394,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, http.StatusUnauthorized, "signature_missing", "X-Hub-Signature-256 is required")
 		return
 	}
-	if !CheckSignature(s.appMAC, body, sig) {
+	if !s.checkSignature(body, sig) {
 		s.reject(w, http.StatusUnauthorized, "signature_invalid", "X-Hub-Signature-256 does not match the body")
 		return
 	}
@@ -352,8 +415,17 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	if !s.submit(w, r, mapped.Events, raw) {
 		return
 	}
-	s.metrics.received.WithLabelValues("webhook").Add(float64(len(mapped.Events)))
-	writeJSON(w, http.StatusOK, map[string]int{"events": len(mapped.Events), "archived": len(raw)})
+	s.webhookEvents.Add(float64(len(mapped.Events)))
+	// {"events":N,"archived":M}, as writeJSON would encode it, without the encoder.
+	out := make([]byte, 0, 48)
+	out = append(out, `{"events":`...)
+	out = strconv.AppendInt(out, int64(len(mapped.Events)), 10)
+	out = append(out, `,"archived":`...)
+	out = strconv.AppendInt(out, int64(len(raw)), 10)
+	out = append(out, "}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out)
 }
 
 // EventsResponse is the answer of the events API.

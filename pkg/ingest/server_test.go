@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -37,6 +38,15 @@ func newTestServer(t testing.TB, mod func(*Config)) (*Server, http.Handler, stri
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	return s, s.Handler(), dir
+}
+
+// flush publishes what the server acknowledged (it cuts segments about every second on
+// its own).
+func flush(t testing.TB, s *Server) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, s.Flush(ctx))
 }
 
 func do(h http.Handler, method, target string, body []byte, hdr map[string]string) *httptest.ResponseRecorder {
@@ -145,7 +155,7 @@ func TestVerifyHandshake(t *testing.T) {
 }
 
 func TestWebhookSignature(t *testing.T) {
-	_, h, dir := newTestServer(t, nil)
+	s, h, dir := newTestServer(t, nil)
 	body := readPayload(t, "statuses.json")
 	good := Sign([]byte(testSecret), body)
 	for _, tc := range []struct {
@@ -165,28 +175,32 @@ func TestWebhookSignature(t *testing.T) {
 			assert.Equal(t, tc.code, rec.Code)
 		})
 	}
+	flush(t, s)
 	assert.Empty(t, storedEvents(t, dir), "nothing unsigned is stored")
 
 	rec := postWebhook(h, body, good)
 	require.Equal(t, 200, rec.Code, rec.Body.String())
+	flush(t, s)
 	stored := storedEvents(t, dir)
 	assert.Len(t, stored, 6)
 	assert.Equal(t, "sent", stored[wamidSent+":sent"])
 
 	// Meta retries: the same delivery again is the same events.
 	require.Equal(t, 200, postWebhook(h, body, good).Code)
+	flush(t, s)
 	assert.Len(t, storedEvents(t, dir), 6)
 
 	assert.False(t, CheckSignature(nil, body, good), "no secret: nothing verifies")
 }
 
 func TestWebhookEveryShapeLandsAndArchives(t *testing.T) {
-	_, h, dir := newTestServer(t, nil)
+	s, h, dir := newTestServer(t, nil)
 	for _, f := range []string{"statuses.json", "messages.json", "user_preferences.json", "quality.json", "unmapped.json"} {
 		body := readPayload(t, f)
 		rec := postWebhook(h, body, Sign([]byte(testSecret), body))
 		require.Equal(t, 200, rec.Code, f+": "+rec.Body.String())
 	}
+	flush(t, s)
 	stored := storedEvents(t, dir)
 	assert.Len(t, stored, 6+7+2+2)
 	types := map[string]int{}
@@ -215,7 +229,7 @@ func TestWebhookEveryShapeLandsAndArchives(t *testing.T) {
 }
 
 func TestEventsAPI(t *testing.T) {
-	_, h, dir := newTestServer(t, nil)
+	s, h, dir := newTestServer(t, nil)
 	t.Run("auth", func(t *testing.T) {
 		body := []byte(`{"event_id":"x1","ts":"2026-03-01T10:00:00Z","type":"converted"}`)
 		assert.Equal(t, 401, do(h, "POST", RouteEvents, body, nil).Code)
@@ -255,6 +269,7 @@ func TestEventsAPI(t *testing.T) {
 		assert.Equal(t, "csat-bad", resp.Rejected[1].EventID)
 		assert.NotContains(t, rec.Body.String(), "5551234")
 
+		flush(t, s)
 		stored := storedEvents(t, dir)
 		assert.Len(t, stored, 5)
 		for _, id := range []string{"crm-1", "bot-1", "esc-1", "ph-1", "sent-1"} {
@@ -266,6 +281,7 @@ func TestEventsAPI(t *testing.T) {
 			{"event_id":"ab-1","ts":"2026-03-01T11:00:00Z","type":"abandoned","conversation_id":"cv2","step":"address"}]`)
 		require.Equal(t, 200, rec.Code, rec.Body.String())
 		assert.JSONEq(t, `{"accepted":2,"rejected_count":0}`, rec.Body.String())
+		flush(t, s)
 
 		db, err := store.OpenDuckDB("")
 		require.NoError(t, err)
@@ -320,10 +336,11 @@ func TestQueueFullAnswers429(t *testing.T) {
 }
 
 func TestHealthAndMetrics(t *testing.T) {
-	_, h, _ := newTestServer(t, nil)
+	s, h, _ := newTestServer(t, nil)
 	require.Equal(t, 200, postEvents(h, `{"event_id":"m1","ts":"2026-03-01T10:00:00Z","type":"blocked","contact_id":"c"}`).Code)
 	postEvents(h, `{"event_id":"m2","type":"blocked"}`)
 	postWebhook(h, []byte("{}"), "sha256=00")
+	flush(t, s)
 	rec := do(h, "GET", RouteHealth, nil, nil)
 	assert.Equal(t, 200, rec.Code)
 	assert.Contains(t, rec.Body.String(), `"status":"ok"`)
@@ -348,7 +365,7 @@ func TestHealthAndMetrics(t *testing.T) {
 // TestGroupCommit: concurrent requests share segments, and every acknowledged event is
 // stored exactly once.
 func TestGroupCommit(t *testing.T) {
-	_, h, dir := newTestServer(t, func(c *Config) { c.Commit.Interval = 30 * time.Millisecond })
+	s, h, dir := newTestServer(t, func(c *Config) { c.Commit.Interval = 30 * time.Millisecond })
 	const clients, perClient = 16, 10
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -370,6 +387,7 @@ func TestGroupCommit(t *testing.T) {
 	}
 	wg.Wait()
 	assert.Len(t, acked, clients*perClient)
+	flush(t, s)
 	stored := storedEvents(t, dir)
 	for id := range acked {
 		assert.Contains(t, stored, id)

@@ -147,9 +147,80 @@ type Mapper struct {
 	Now func() time.Time
 }
 
+// waStatusPayload is a webhook that carries only statuses (most of the traffic), decoded
+// in one pass (mapStatusesOnly).
+type waStatusPayload struct {
+	Object string `json:"object"`
+	Entry  []struct {
+		// The fields the general path decodes too, with the same types, so a body that
+		// fails there fails here and takes the general path.
+		ID      string      `json:"id"`
+		Time    json.Number `json:"time"`
+		Changes []struct {
+			Field string `json:"field"`
+			Value struct {
+				MessagingProduct string            `json:"messaging_product"`
+				Metadata         waMetadata        `json:"metadata"`
+				Contacts         []json.RawMessage `json:"contacts"`
+				Messages         json.RawMessage   `json:"messages"`
+				UserPreferences  json.RawMessage   `json:"user_preferences"`
+				Errors           json.RawMessage   `json:"errors"`
+				Statuses         []waStatus        `json:"statuses"`
+			} `json:"value"`
+		} `json:"changes"`
+	} `json:"entry"`
+}
+
+// mapStatusesOnly maps a webhook that holds nothing but statuses that all make valid
+// events, in one JSON pass. Anything else (another field, messages, a status that does not
+// decode or map) returns ok=false and MapWebhook takes the general path, which gives the
+// same events and also the raw archive items.
+func (m *Mapper) mapStatusesOnly(body []byte) (out Mapped, ok bool) {
+	var p waStatusPayload
+	if json.Unmarshal(body, &p) != nil || p.Object != "whatsapp_business_account" {
+		return out, false
+	}
+	for _, en := range p.Entry {
+		for _, ch := range en.Changes {
+			v := &ch.Value
+			if ch.Field != "messages" || !emptyList(v.Messages) || !emptyList(v.UserPreferences) || !emptyList(v.Errors) {
+				return out, false
+			}
+			for i := range v.Statuses {
+				e, reason := m.statusEvent(&v.Statuses[i], v.Metadata.PhoneNumberID)
+				if reason != "" {
+					return Mapped{}, false
+				}
+				if out.Events == nil {
+					out.Events = make([]events.Event, 0, len(v.Statuses))
+				}
+				out.Events = append(out.Events, e)
+			}
+		}
+	}
+	return out, true
+}
+
+// emptyList: an absent, null or empty JSON list.
+func emptyList(r json.RawMessage) bool {
+	switch strings.TrimSpace(string(r)) {
+	case "", "null", "[]":
+		return true
+	}
+	return false
+}
+
 // MapWebhook maps one webhook body. It fails only when the body is not a JSON object;
 // everything inside that does not map is returned in Raw with a reason.
 func (m *Mapper) MapWebhook(body []byte) (Mapped, error) {
+	if out, ok := m.mapStatusesOnly(body); ok {
+		return out, nil
+	}
+	return m.mapGeneral(body)
+}
+
+// mapGeneral maps any webhook body, change by change and item by item.
+func (m *Mapper) mapGeneral(body []byte) (Mapped, error) {
 	var p waPayload
 	var out Mapped
 	if err := json.Unmarshal(body, &p); err != nil {
@@ -263,15 +334,24 @@ func (m *Mapper) mapStatus(out *Mapped, biz string, item json.RawMessage, raw fu
 		raw("status does not decode: "+err.Error(), item)
 		return
 	}
+	e, reason := m.statusEvent(&s, biz)
+	if reason != "" {
+		raw(reason, item)
+		return
+	}
+	m.add(out, e, item, raw)
+}
+
+// statusEvent maps a decoded status to its event, normalized and validated; reason says
+// why it maps to none (the item then goes to the raw archive).
+func (m *Mapper) statusEvent(s *waStatus, biz string) (events.Event, string) {
 	typ, ok := statusTypes[s.Status]
 	if !ok {
-		raw("status "+strconv.Quote(s.Status)+" is not mapped to events", item)
-		return
+		return events.Event{}, "status " + strconv.Quote(s.Status) + " is not mapped to events"
 	}
 	ts, err := unixTime(s.Timestamp)
 	if err != nil {
-		raw("status timestamp: "+err.Error(), item)
-		return
+		return events.Event{}, "status timestamp: " + err.Error()
 	}
 	e := events.Event{
 		Type:           typ,
@@ -300,7 +380,11 @@ func (m *Mapper) mapStatus(out *Mapped, biz string, item json.RawMessage, raw fu
 	if typ == events.TypeSent && e.Template != "" && e.MessageType == "" {
 		e.MessageType = "template"
 	}
-	m.add(out, e, item, raw)
+	e.Normalize()
+	if err := e.Validate(); err != nil {
+		return e, "does not make a valid event: " + err.Error()
+	}
+	return e, ""
 }
 
 func (m *Mapper) mapMessage(out *Mapped, biz string, item json.RawMessage, raw func(string, json.RawMessage)) {

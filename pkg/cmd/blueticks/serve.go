@@ -28,7 +28,9 @@ func runServe(ctx context.Context, args []string) error {
 	dir := fs.String("store", "", "store directory (created if missing)")
 	listen := fs.String("listen", "127.0.0.1:8787", "address to listen on (host:port)")
 	retention := fs.Int("retention-days", 0, "delete events older than this many days (0: keep forever)")
-	commitEvery := fs.Duration("commit-interval", 25*time.Millisecond, "least time between two durable commits (group commit)")
+	commitEvery := fs.Duration("commit-interval", 0, "least time between two durable commits (group commit; 0: none, each commit starts when the previous one is done)")
+	flushEvery := fs.Duration("flush-interval", time.Second, "longest time acknowledged events wait in the write-ahead log before they are cut into a segment (visible to queries)")
+	flushEvents := fs.Int("flush-events", 100_000, "cut a segment as soon as the write-ahead log holds this many events")
 	queueEvents := fs.Int("max-queue-events", 200_000, "most events waiting for a commit; beyond it requests get 429")
 	maxBody := fs.Int64("max-body-bytes", 8<<20, "largest events API request body")
 	maxWebhook := fs.Int64("max-webhook-bytes", 1<<20, "largest webhook body")
@@ -57,13 +59,14 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg := ingest.Config{
-		StoreDir:        *dir,
-		AppSecret:       os.Getenv(envAppSecret),
-		VerifyToken:     os.Getenv(envVerifyToken),
-		APIToken:        os.Getenv(envAPIToken),
-		Hasher:          hasher,
-		Logger:          log,
-		Commit:          ingest.CommitOptions{Interval: *commitEvery, MaxQueueEvents: *queueEvents},
+		StoreDir:    *dir,
+		AppSecret:   os.Getenv(envAppSecret),
+		VerifyToken: os.Getenv(envVerifyToken),
+		APIToken:    os.Getenv(envAPIToken),
+		Hasher:      hasher,
+		Logger:      log,
+		Commit: ingest.CommitOptions{Interval: *commitEvery, MaxQueueEvents: *queueEvents,
+			FlushInterval: *flushEvery, FlushEvents: *flushEvents},
 		MaxWebhookBytes: *maxWebhook,
 		MaxEventsBytes:  *maxBody,
 		MaxRows:         *maxRows,
@@ -73,6 +76,9 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	if *compactEvery == 0 {
 		cfg.CompactEvery = -1
+	}
+	if *commitEvery < 0 || *flushEvery <= 0 || *flushEvents <= 0 {
+		return errors.New("--commit-interval must be 0 or more, --flush-interval and --flush-events more than 0")
 	}
 	if (cfg.AppSecret == "") != (cfg.VerifyToken == "") {
 		return fmt.Errorf("set both %s and %s for WhatsApp webhooks, or neither", envAppSecret, envVerifyToken)
