@@ -42,6 +42,9 @@ type Options struct {
 	// NoRollups answers every query from the fact tables and skips building the hourly
 	// rollups (rollup.go): for benchmarks and for checking the rollups against the facts.
 	NoRollups bool
+	// NoIncremental rebuilds every fact when segments are added, instead of updating the
+	// snapshot in place (incremental.go): for benchmarks and for checking the increments.
+	NoIncremental bool
 }
 
 // Stats describe the events behind the current snapshot.
@@ -52,6 +55,8 @@ type Stats struct {
 	Files   int
 	Version string
 	BuiltAt time.Time
+	// Increments counts the in-place updates since the last full build (incremental.go).
+	Increments int
 }
 
 // Engine answers queries from derived fact tables kept in an in-memory DuckDB. It is safe
@@ -70,13 +75,17 @@ type Engine struct {
 	workDir   string                // private directory of the engine's DuckDB file
 }
 
-// generation is one snapshot of the store's facts, in its own schema.
+// generation is one snapshot of the store's facts, in its own schema. Increments update
+// the schema in place and make a new generation sharing it (and its lock).
 type generation struct {
 	schema  string
 	version string
 	stats   Stats
-	inUse   sync.RWMutex // queries hold it for reading; dropping takes it for writing
+	inUse   *sync.RWMutex // queries hold it for reading; dropping the schema takes it for writing
 	demoEnd time.Time
+	files   []store.Segment // the segments it holds
+	full    int64           // events at its full build
+	added   int64           // events added by increments since
 }
 
 // New opens an engine. The first query (or Refresh) builds the facts.
@@ -347,9 +356,12 @@ func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 		if old != nil && old.version == version {
 			return nil
 		}
+		if done, err := e.tryIncrement(ctx, old, files, version); done || err != nil {
+			return err
+		}
 	}
 	e.nextGen++
-	g := &generation{schema: fmt.Sprintf("g%d", e.nextGen), version: version, demoEnd: demoEnd}
+	g := &generation{schema: fmt.Sprintf("g%d", e.nextGen), version: version, demoEnd: demoEnd, inUse: &sync.RWMutex{}, files: files}
 	conn, err := e.db.Conn(ctx)
 	if err != nil {
 		return err
@@ -380,6 +392,7 @@ func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 	}
 	g.stats.MinTS, g.stats.MaxTS = minTS.Time, maxTS.Time
 	g.stats.Files, g.stats.Version, g.stats.BuiltAt = len(files), version, time.Now()
+	g.full = g.stats.Events
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE VIEW main.events AS SELECT %s FROM %s.ev", store.ColumnList(), g.schema)); err != nil {
 		cleanup()
 		return err
@@ -424,18 +437,11 @@ func (e *Engine) loadEvents(ctx context.Context, conn *sql.Conn, g *generation, 
 			_, err := conn.ExecContext(ctx, dedup(emptyRelation()))
 			return err
 		}
-		scan := fmt.Sprintf("read_parquet(%s, filename=true, file_row_number=true, union_by_name=true)", store.ParquetList(files))
-		proj, err := projection(ctx, conn, "SELECT * FROM "+scan)
+		rel, err := segmentsRelation(ctx, conn, files, 0)
 		if err != nil {
 			return err
 		}
-		// Each file's position in arrival order, joined by name.
-		idx := make([]string, len(files))
-		for i, f := range files {
-			idx[i] = fmt.Sprintf("(%s, %d)", store.SQLString(f.Path), i)
-		}
-		_, err = conn.ExecContext(ctx, dedup(fmt.Sprintf("SELECT %s, files.idx AS _f, file_row_number AS _r FROM %s JOIN (VALUES %s) AS files(fname, idx) ON files.fname = filename",
-			proj, scan, strings.Join(idx, ", "))))
+		_, err = conn.ExecContext(ctx, dedup(rel))
 		return err
 	case store.KindDuckDB:
 		if _, err := conn.ExecContext(ctx, "ATTACH "+store.SQLString(e.opts.Source.Path)+" AS src (READ_ONLY)"); err != nil {
@@ -450,6 +456,23 @@ func (e *Engine) loadEvents(ctx context.Context, conn *sql.Conn, g *generation, 
 		return err
 	}
 	return fmt.Errorf("unknown store kind %q", e.opts.Source.Kind)
+}
+
+// segmentsRelation reads Parquet files as SPEC columns plus _f (the file's position in
+// arrival order, counting from first) and _r (the row's position in its file).
+func segmentsRelation(ctx context.Context, conn *sql.Conn, files []store.Segment, first int) (string, error) {
+	scan := fmt.Sprintf("read_parquet(%s, filename=true, file_row_number=true, union_by_name=true)", store.ParquetList(files))
+	proj, err := projection(ctx, conn, "SELECT * FROM "+scan)
+	if err != nil {
+		return "", err
+	}
+	// Each file's position in arrival order, joined by name.
+	idx := make([]string, len(files))
+	for i, f := range files {
+		idx[i] = fmt.Sprintf("(%s, %d)", store.SQLString(f.Path), first+i)
+	}
+	return fmt.Sprintf("SELECT %s, files.idx AS _f, file_row_number AS _r FROM %s JOIN (VALUES %s) AS files(fname, idx) ON files.fname = filename",
+		proj, scan, strings.Join(idx, ", ")), nil
 }
 
 // projection maps a user relation onto the SPEC columns: present columns are cast to their

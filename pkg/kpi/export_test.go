@@ -61,3 +61,11 @@ func joinAnd(conds []string) string {
 	}
 	return s
 }
+
+// SetMaxIncrementalShare changes how far increments may grow a snapshot before a full
+// build, and returns a function restoring it.
+func SetMaxIncrementalShare(v float64) func() {
+	old := maxIncrementalShare
+	maxIncrementalShare = v
+	return func() { maxIncrementalShare = old }
+}

@@ -114,31 +114,33 @@ func factStatements() []string {
 		LEFT JOIN cr USING (message_id)
 		ORDER BY send_ts`,
 
+		// recv: each contact's first inbound message (new vs returning contacts).
+		`CREATE TABLE {g}.recv AS
+		SELECT contact_id, min(ts) AS first_recv_ts FROM {g}.ev
+		WHERE type = 'received' AND contact_id IS NOT NULL GROUP BY contact_id`,
+
 		// f_evt: every event at its own time, with message dimensions it lacks taken from the
 		// message it is about (statuses) or credited to; plus one _delivery row per message
 		// at its earliest delivery (also for statuses whose sent is not stored).
 		`CREATE TABLE {g}.f_evt AS
-		WITH recv AS (
-			SELECT contact_id, min(ts) AS first_recv_ts FROM {g}.ev
-			WHERE type = 'received' AND contact_id IS NOT NULL GROUP BY contact_id
-		)
-		SELECT e.type, e.ts, e.contact_id, e.conversation_id, e.value,
+		SELECT e.event_id, CAST(NULL AS VARCHAR) AS message_id, e.type, e.ts, e.contact_id, e.conversation_id, e.value,
 		       ` + inherit("e", "m") + `,
 		       e.agent_id, e.sender, e.message_type, e.currency, CAST(e.error_code AS VARCHAR) AS error_code, e.step,
 		       recv.first_recv_ts
 		FROM {g}.ev AS e
 		LEFT JOIN {g}.credit AS c ON c.event_id = e.event_id
 		LEFT JOIN {g}.msg AS m ON m.message_id = CASE WHEN c.event_id IS NOT NULL THEN c.credited ELSE e.message_id END
-		LEFT JOIN recv ON recv.contact_id = e.contact_id
+		LEFT JOIN {g}.recv AS recv ON recv.contact_id = e.contact_id
 		-- Message rows and statuses live in f_msg; here they would only add empty groups.
 		WHERE e.type NOT IN ('sent', 'delivered', 'read', 'failed')
 		UNION ALL
-		SELECT '_delivery' AS type, coalesce(st.deliv_ts, fm.first_deliv_ts) AS ts,
+		SELECT NULL AS event_id, coalesce(st.message_id, fm.message_id) AS message_id,
+		       '_delivery' AS type, coalesce(st.deliv_ts, fm.first_deliv_ts) AS ts,
 		       fm.contact_id, fm.conversation_id, NULL AS value,
 		       ` + own("fm", messageDims) + `,
 		       fm.agent_id, fm.sender, fm.message_type, fm.currency, NULL AS error_code, NULL AS step,
 		       NULL AS first_recv_ts
-		FROM {g}.st AS st FULL OUTER JOIN {g}.f_msg AS fm USING (message_id)
+		FROM {g}.st AS st FULL OUTER JOIN {g}.f_msg AS fm ON fm.message_id = st.message_id
 		WHERE coalesce(st.deliv_ts, fm.first_deliv_ts) IS NOT NULL
 		ORDER BY ts`,
 
@@ -228,11 +230,15 @@ func factStatements() []string {
 		ORDER BY t.start_ts`,
 
 		// f_quality: rating changes; rows with a template are template ratings.
-		`CREATE TABLE {g}.f_quality AS
-		SELECT ts, business_number, template, quality,
-		       CASE quality WHEN 'GREEN' THEN 0 WHEN 'YELLOW' THEN 1 WHEN 'RED' THEN 2 END AS state, arr
-		FROM {g}.ev WHERE type = 'quality_changed'`,
+		`CREATE TABLE {g}.f_quality AS ` + qualitySelect("{g}.ev"),
 	}
+}
+
+// qualitySelect gives the quality facts of the events in rel.
+func qualitySelect(rel string) string {
+	return `SELECT ts, business_number, template, quality,
+	       CASE quality WHEN 'GREEN' THEN 0 WHEN 'YELLOW' THEN 1 WHEN 'RED' THEN 2 END AS state, arr
+	FROM ` + rel + ` WHERE type = 'quality_changed'`
 }
 
 // factTime is each fact's time column.

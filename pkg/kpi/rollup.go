@@ -225,33 +225,51 @@ func rollupTable(f Fact, level string) string {
 	return "r_" + strings.TrimPrefix(string(f), "f_") + "_" + level
 }
 
-// rollupStatements build every fact's rollups, after the facts (factStatements).
-func rollupStatements() []string {
-	var out []string
-	for _, f := range []Fact{FactMessage, FactEvent, FactConversation, FactTurn} {
-		p := rollupPlans[f]
-		t := factTime[f]
-		parts := make([]string, len(p.atoms))
+// rollupFacts are the facts that have rollups.
+var rollupFacts = []Fact{FactMessage, FactEvent, FactConversation, FactTurn}
+
+// rollupLevels lists a fact's rollup levels, "all" first (the others derive from it).
+func rollupLevels(f Fact) []string {
+	return append([]string{"all", "none"}, rollupPlans[f].keys...)
+}
+
+// rollupSelect aggregates one level of fact f's rollups: "all" from the facts, the others
+// from the "all" level; where ("" for everything) restricts the source rows.
+func rollupSelect(f Fact, level, where string) string {
+	p := rollupPlans[f]
+	t := factTime[f]
+	if where != "" {
+		where = " WHERE " + where
+	}
+	parts := make([]string, len(p.atoms))
+	if level == "all" {
 		for i, a := range p.atoms {
 			parts[i] = fmt.Sprintf("%s AS c%d", a, i)
 		}
-		// The all-keys level from the facts, in time order so time filters skip row groups.
-		out = append(out, fmt.Sprintf(`CREATE TABLE {g}.%s AS
-			SELECT date_trunc('hour', %s) AS %s, %s, %s FROM {g}.%s WHERE %s IS NOT NULL
-			GROUP BY ALL ORDER BY 1`, rollupTable(f, "all"), t, t, strings.Join(p.keys, ", "), strings.Join(parts, ", "), f, t))
-		// The smaller levels from the all-keys level.
-		merged := make([]string, len(p.atoms))
-		for i, k := range p.kinds {
-			merged[i] = fmt.Sprintf("%s AS c%d", k.combine(fmt.Sprintf("c%d", i)), i)
+		cond := t + " IS NOT NULL"
+		if where != "" {
+			cond += " AND (" + strings.TrimPrefix(where, " WHERE ") + ")"
 		}
-		levels := append([]string{"none"}, p.keys...)
-		for _, lvl := range levels {
-			keys := t
-			if lvl != "none" {
-				keys += ", " + lvl
-			}
-			out = append(out, fmt.Sprintf(`CREATE TABLE {g}.%s AS
-				SELECT %s, %s FROM {g}.%s GROUP BY ALL ORDER BY 1`, rollupTable(f, lvl), keys, strings.Join(merged, ", "), rollupTable(f, "all")))
+		return fmt.Sprintf("SELECT date_trunc('hour', %s) AS %s, %s, %s FROM {g}.%s WHERE %s GROUP BY ALL",
+			t, t, strings.Join(p.keys, ", "), strings.Join(parts, ", "), f, cond)
+	}
+	for i, k := range p.kinds {
+		parts[i] = fmt.Sprintf("%s AS c%d", k.combine(fmt.Sprintf("c%d", i)), i)
+	}
+	keys := t
+	if level != "none" {
+		keys += ", " + level
+	}
+	return fmt.Sprintf("SELECT %s, %s FROM {g}.%s%s GROUP BY ALL", keys, strings.Join(parts, ", "), rollupTable(f, "all"), where)
+}
+
+// rollupStatements build every fact's rollups, after the facts (factStatements), in time
+// order so time filters skip row groups.
+func rollupStatements() []string {
+	var out []string
+	for _, f := range rollupFacts {
+		for _, lvl := range rollupLevels(f) {
+			out = append(out, fmt.Sprintf("CREATE TABLE {g}.%s AS %s ORDER BY 1", rollupTable(f, lvl), rollupSelect(f, lvl, "")))
 		}
 	}
 	return out
