@@ -448,7 +448,9 @@ func (c *Committer) commit(batch []*commitReq, n int) {
 	c.metrics.unflushed.Set(float64(c.unflushedN))
 	c.mu.Unlock()
 	for _, r := range batch {
-		c.metrics.commitWait.Observe(done.Sub(r.enq).Seconds())
+		if r.flush == nil {
+			c.metrics.commitWait.Observe(done.Sub(r.enq).Seconds())
+		}
 		r.done <- err
 	}
 }

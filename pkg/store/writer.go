@@ -49,6 +49,7 @@ func OpenWriter(dir string) (*Writer, error) {
 	if err := Init(dir); err != nil {
 		return nil, err
 	}
+	removeStaleTmp(filepath.Join(dir, TmpDir), time.Hour)
 	db, err := OpenDuckDB("")
 	if err != nil {
 		return nil, err
@@ -69,6 +70,20 @@ func (w *Writer) SetThreads(n int) error {
 	defer w.mu.Unlock()
 	_, err := w.db.Exec(fmt.Sprintf("SET threads = %d", max(1, n)))
 	return err
+}
+
+// removeStaleTmp deletes what writers that died left in tmp/ (half-written segments,
+// CSV staging files). A live writer's files there are minutes old at most.
+func removeStaleTmp(dir string, age time.Duration) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && !e.IsDir() && time.Since(info.ModTime()) > age {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // Dir is the store directory.

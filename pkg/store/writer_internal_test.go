@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -223,4 +224,22 @@ func idsInOrder(t *testing.T, dir string) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// TestOpenWriterRemovesStaleTmp: files a dead writer left in tmp/ go when a writer opens
+// the store; recent ones (a live writer's) stay.
+func TestOpenWriterRemovesStaleTmp(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, Init(dir))
+	stale := filepath.Join(dir, TmpDir, "00000000000000000001-dead.parquet.csv")
+	fresh := filepath.Join(dir, TmpDir, "00000000000000000002-live.parquet")
+	require.NoError(t, os.WriteFile(stale, []byte("x"), 0o644))
+	require.NoError(t, os.WriteFile(fresh, []byte("x"), 0o644))
+	old := time.Now().Add(-2 * time.Hour)
+	require.NoError(t, os.Chtimes(stale, old, old))
+	w, err := OpenWriter(dir)
+	require.NoError(t, err)
+	w.Close()
+	assert.NoFileExists(t, stale)
+	assert.FileExists(t, fresh)
 }
