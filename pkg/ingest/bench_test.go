@@ -1,9 +1,11 @@
 package ingest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -24,6 +26,9 @@ import (
 // `blueticks serve` (WAL group commit, a segment cut every second, compaction every
 // minute), except --max-in-flight = clients. With precompute the bodies (and their
 // signatures) are built before the clock starts, so the clients' own work is only HTTP.
+// The clients use net/http; BLUETICKS_BENCH_CLIENT=raw gives them a lean HTTP/1.1 client
+// instead (pre-built request, minimal answer parsing), closer to a load generator on
+// another machine: the two CPUs go to the receiver.
 func benchIngest(b *testing.B, clients, eventsPerReq int, route string, precompute bool, body func(i int) ([]byte, map[string]string)) {
 	s, _, _ := newTestServer(b, func(c *Config) {
 		c.CompactEvery = time.Minute
@@ -75,8 +80,47 @@ func benchIngest(b *testing.B, clients, eventsPerReq int, route string, precompu
 	b.ResetTimer()
 	cpu0 := processCPU()
 	start := time.Now()
+	raw := os.Getenv("BLUETICKS_BENCH_CLIENT") == "raw"
 	for c := 0; c < clients; c++ {
 		wg.Add(1)
+		if raw {
+			go func(c int) {
+				defer wg.Done()
+				rc, err := newRawClient(ts.Listener.Addr().String())
+				if err != nil {
+					failed.Add(1)
+					return
+				}
+				defer rc.close()
+				for {
+					i := int(next.Add(1)) - 1
+					if i >= b.N {
+						return
+					}
+					var payload []byte
+					var hdr map[string]string
+					if pre != nil {
+						payload, hdr = pre[i].body, pre[i].hdr
+					} else {
+						payload, hdr = body(i)
+					}
+					t0 := time.Now()
+					code, err := rc.post(route, hdr, payload)
+					if err != nil {
+						failed.Add(1)
+						if rc, err = newRawClient(ts.Listener.Addr().String()); err != nil {
+							return
+						}
+						continue
+					}
+					if code != 200 {
+						failed.Add(1)
+					}
+					lat[c] = append(lat[c], time.Since(t0))
+				}
+			}(c)
+			continue
+		}
 		go func(c int) {
 			defer wg.Done()
 			for {
@@ -157,6 +201,71 @@ func benchIngest(b *testing.B, clients, eventsPerReq int, route string, precompu
 	// CPU of the whole process (clients, server, flusher) per request: what the load of a
 	// shared machine does not change much.
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/req")
+}
+
+// rawClient is a lean HTTP/1.1 keep-alive client (BLUETICKS_BENCH_CLIENT=raw): one
+// write of the request, a minimal parse of the answer. Like a load generator on another
+// machine, it leaves the CPUs to the receiver.
+type rawClient struct {
+	conn net.Conn
+	br   *bufio.Reader
+	buf  []byte
+}
+
+func newRawClient(addr string) (*rawClient, error) {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &rawClient{conn: conn, br: bufio.NewReaderSize(conn, 4096)}, nil
+}
+
+func (c *rawClient) close() { c.conn.Close() }
+
+func (c *rawClient) post(route string, hdr map[string]string, body []byte) (int, error) {
+	b := append(c.buf[:0], "POST "+route+" HTTP/1.1\r\nHost: 127.0.0.1\r\n"...)
+	for k, v := range hdr {
+		b = append(b, k...)
+		b = append(b, ": "...)
+		b = append(b, v...)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "Content-Length: "...)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	b = append(b, "\r\n\r\n"...)
+	b = append(b, body...)
+	c.buf = b
+	if _, err := c.conn.Write(b); err != nil {
+		return 0, err
+	}
+	status, err := c.br.ReadSlice('\n')
+	if err != nil {
+		return 0, err
+	}
+	if len(status) < 12 {
+		return 0, fmt.Errorf("bad status line %q", status)
+	}
+	code, _ := strconv.Atoi(string(status[9:12]))
+	length := -1
+	for {
+		line, err := c.br.ReadSlice('\n')
+		if err != nil {
+			return 0, err
+		}
+		if len(line) <= 2 {
+			break
+		}
+		if k, v, ok := strings.Cut(string(line), ":"); ok && strings.EqualFold(k, "Content-Length") {
+			length, _ = strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	if length < 0 {
+		return 0, fmt.Errorf("answer without Content-Length")
+	}
+	if _, err := c.br.Discard(length); err != nil {
+		return 0, err
+	}
+	return code, nil
 }
 
 // peakRSSMB is the process's peak resident set (Go heap plus DuckDB), from /proc on Linux.
