@@ -2,6 +2,9 @@ package importer
 
 import "unicode/utf8"
 
+// ScanFlatJSON is scanFlatObject for other ingest paths (the events API).
+func ScanFlatJSON(b []byte, m map[string]string) bool { return scanFlatObject(b, m) }
+
 // scanFlatObject reads one JSON object whose values are all strings without escapes,
 // numbers, true, false or null into m, exactly as events.DecodeJSONObject sees it: a
 // number or literal as its text, null as no value (a later null removes an earlier value

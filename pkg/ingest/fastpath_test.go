@@ -9,7 +9,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/importer"
 )
+
+var importerScan = importer.ScanFlatJSON
 
 // TestStatusFastPathMatchesGeneralPath: MapWebhook's one-pass decoding of status-only
 // webhooks gives exactly what the general path gives, and declines (ok=false) whenever the
@@ -87,4 +91,69 @@ func TestStatusFastPathMatchesGeneralPath(t *testing.T) {
 	}
 	t.Logf("fast path taken for %d of %d random variants", took, n)
 	assert.Greater(t, took, n/50, "the variants exercise the fast path")
+}
+
+// TestEventsAPIFastPathMatchesGeneral: events API rows read in one pass give the same
+// event or the same rejection as the general path (JSON map, pseudonymisation by
+// re-encoding, events.DecodeJSONObject), on random rows with escapes, nested values,
+// nulls, repeated keys, numbers in and out of JSON's grammar and phone columns.
+func TestEventsAPIFastPathMatchesGeneral(t *testing.T) {
+	h := testHasher(t)
+	rng := rand.New(rand.NewSource(7))
+	pick := func(xs ...string) string {
+		if rng.Intn(10) < 6 {
+			return xs[0]
+		}
+		return xs[rng.Intn(len(xs))]
+	}
+	value := func(key string) string {
+		switch key {
+		case "ts":
+			return pick(`"2026-03-01T10:00:00Z"`, `1772359200`, `"x"`, `null`, `1.5e9`)
+		case "type":
+			return pick(`"converted"`, `"sent"`, `"csat"`, `"Blocked"`, `"opened"`, `null`)
+		case "value":
+			return pick(`10`, `-0`, `0.5`, `1e2`, `01`, `1.`, `"3"`, `true`, `null`, `{"a":1}`, `1e400`)
+		case "phone", "wa_id":
+			return pick(`"+39 333 123 4567"`, `393331234567`, `"12"`, `""`, `null`, `[1]`)
+		}
+		return pick(`"a"`, `"c_1"`, `""`, `"é"`, `"q\"q"`, `"\u00e9"`, `null`, `7`, `false`, `{}`, `"`+"\x02"+`"`)
+	}
+	keys := []string{"contact_id", "event_id", "ts", "type", "message_id", "value", "currency", "phone", "wa_id", "conversation_id", "city"}
+	m := map[string]string{}
+	fast, total := 0, 20000
+	for i := 0; i < total; i++ {
+		var parts []string
+		for k := rng.Intn(7); k >= 0; k-- {
+			key := keys[rng.Intn(len(keys))]
+			parts = append(parts, fmt.Sprintf(`%q:%s`, key, value(key)))
+		}
+		parts = append(parts, `"event_id":"e`+fmt.Sprint(i)+`"`, `"ts":"2026-03-01T10:00:00Z"`, `"type":"converted"`)
+		rng.Shuffle(len(parts), func(a, b int) { parts[a], parts[b] = parts[b], parts[a] })
+		line := []byte("{" + strings.Join(parts, ", ") + "}")
+		if rng.Intn(30) == 0 {
+			line = line[:len(line)-1]
+		}
+		got, gotErr := decodeRow(line, h, m)
+		want, wantErr := decodeRowGeneral(line, h)
+		if m2 := map[string]string{}; importerScan(line, m2) {
+			fast++
+		}
+		if wantErr != nil {
+			require.Error(t, gotErr, "%s", line)
+			if gotErr.Error() != wantErr.Error() {
+				same := false // several bad columns: FromFields names one in map order
+				for k := 0; k < 200 && !same; k++ {
+					_, e := decodeRowGeneral(line, h)
+					same = e.Error() == gotErr.Error()
+				}
+				require.True(t, same, "%s:\n fast: %v\n general: %v", line, gotErr, wantErr)
+			}
+			continue
+		}
+		require.NoError(t, gotErr, "%s", line)
+		require.Equal(t, want, got, "%s", line)
+	}
+	t.Logf("%d of %d rows on the fast path", fast, total)
+	assert.Greater(t, fast, total/10)
 }
