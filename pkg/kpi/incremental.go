@@ -49,6 +49,11 @@ func appendedFiles(before, now []store.Segment) ([]store.Segment, bool) {
 	return now[len(before):], true
 }
 
+// lookup selects cols of the snapshot's events and the new ones where cond holds.
+func lookup(cols, cond string) string {
+	return fmt.Sprintf("(SELECT %[1]s FROM {g}.ev WHERE %[2]s UNION SELECT %[1]s FROM temp.inc_d WHERE %[2]s)", cols, cond)
+}
+
 // tryIncrement updates old in place when files are old's plus appended ones; done is false
 // when a full build must run instead.
 func (e *Engine) tryIncrement(ctx context.Context, old *generation, files []store.Segment, version string) (done bool, err error) {
@@ -99,7 +104,7 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 			_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
 		}
 		_, _ = conn.ExecContext(context.Background(), "DROP SCHEMA IF EXISTS "+g.schema+"_inc CASCADE")
-		for _, t := range []string{"inc_d", "inc_m0", "inc_c", "inc_v", "inc_m", "inc_e", "inc_sub", "inc_h"} {
+		for _, t := range []string{"inc_d", "inc_m0", "inc_c", "inc_v", "inc_m", "inc_e", "inc_erows", "inc_cc", "inc_rows", "inc_sub", "inc_hop", "inc_h"} {
 			_, _ = conn.ExecContext(context.Background(), "DROP TABLE IF EXISTS temp."+t)
 		}
 	}()
@@ -140,45 +145,52 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		`CREATE TEMP TABLE inc_m0 AS
 			SELECT message_id FROM temp.inc_d WHERE message_id IS NOT NULL
 			UNION SELECT reply_to FROM temp.inc_d WHERE reply_to IS NOT NULL`,
-		// Contacts and conversations of the new events and of every event naming those messages.
+		// Contacts and conversations of the new events and of every event naming those
+		// messages. Each lookup is a one-column semi-join (a scan of one column), never an
+		// OR of several, which would read every column of every event.
 		`CREATE TEMP TABLE inc_c AS
 			SELECT contact_id FROM temp.inc_d WHERE contact_id IS NOT NULL
-			UNION SELECT contact_id FROM {all} WHERE contact_id IS NOT NULL
-			  AND (message_id IN (SELECT message_id FROM temp.inc_m0) OR reply_to IN (SELECT message_id FROM temp.inc_m0))`,
+			UNION `+lookup("contact_id", "message_id IN (SELECT message_id FROM temp.inc_m0)")+`
+			UNION `+lookup("contact_id", "reply_to IN (SELECT message_id FROM temp.inc_m0)"),
 		`CREATE TEMP TABLE inc_v AS
 			SELECT conversation_id FROM temp.inc_d WHERE conversation_id IS NOT NULL
-			UNION SELECT conversation_id FROM {all} WHERE conversation_id IS NOT NULL
-			  AND (message_id IN (SELECT message_id FROM temp.inc_m0) OR reply_to IN (SELECT message_id FROM temp.inc_m0))`,
+			UNION `+lookup("conversation_id", "message_id IN (SELECT message_id FROM temp.inc_m0)")+`
+			UNION `+lookup("conversation_id", "reply_to IN (SELECT message_id FROM temp.inc_m0)"),
 		// Affected messages: named ones, and every message sent to an affected contact.
 		`CREATE TEMP TABLE inc_m AS
 			SELECT message_id FROM temp.inc_m0
-			UNION SELECT message_id FROM {all} WHERE type = 'sent' AND message_id IS NOT NULL
-			  AND contact_id IN (SELECT contact_id FROM temp.inc_c)`,
-		// Affected events (f_evt rows).
+			UNION `+lookup("message_id", "contact_id IN (SELECT contact_id FROM temp.inc_c) AND type = 'sent'"),
+		// Affected events (f_evt rows): of affected contacts, naming affected messages, new.
+		`CREATE TEMP TABLE inc_erows AS
+			SELECT rowid AS r FROM {g}.ev WHERE contact_id IN (SELECT contact_id FROM temp.inc_c)
+			UNION SELECT rowid FROM {g}.ev WHERE message_id IN (SELECT message_id FROM temp.inc_m)
+			UNION SELECT rowid FROM {g}.ev WHERE reply_to IN (SELECT message_id FROM temp.inc_m)`,
 		`CREATE TEMP TABLE inc_e AS
-			SELECT event_id, contact_id FROM {all}
-			WHERE type NOT IN ('sent', 'delivered', 'read', 'failed')
-			  AND (contact_id IN (SELECT contact_id FROM temp.inc_c)
-			       OR message_id IN (SELECT message_id FROM temp.inc_m)
-			       OR reply_to IN (SELECT message_id FROM temp.inc_m)
-			       OR event_id IN (SELECT event_id FROM temp.inc_d))`,
+			SELECT event_id, contact_id FROM {g}.ev
+			WHERE rowid IN (SELECT r FROM temp.inc_erows) AND type NOT IN ('sent', 'delivered', 'read', 'failed')
+			UNION ALL SELECT event_id, contact_id FROM temp.inc_d WHERE type NOT IN ('sent', 'delivered', 'read', 'failed')`,
 		// The events those rows depend on: everything of the affected contacts, of the
 		// contacts of affected events (their last-touch candidates) and of affected
 		// messages (whose events credit them), of the affected conversations and messages,
-		// and the sent rows of every message they name.
+		// and the sent rows of every message they name. Found by row id, then read.
+		`CREATE TEMP TABLE inc_cc AS
+			SELECT contact_id FROM temp.inc_c UNION SELECT contact_id FROM temp.inc_e
+			UNION `+lookup("contact_id", "message_id IN (SELECT message_id FROM temp.inc_m) AND type = 'sent'"),
+		`CREATE TEMP TABLE inc_rows AS
+			SELECT rowid AS r FROM {g}.ev WHERE contact_id IN (SELECT contact_id FROM temp.inc_cc)
+			UNION SELECT rowid FROM {g}.ev WHERE conversation_id IN (SELECT conversation_id FROM temp.inc_v)
+			UNION SELECT rowid FROM {g}.ev WHERE message_id IN (SELECT message_id FROM temp.inc_m)
+			UNION SELECT rowid FROM {g}.ev WHERE reply_to IN (SELECT message_id FROM temp.inc_m)`,
 		`CREATE TEMP TABLE inc_sub AS
-			SELECT * FROM {all}
-			WHERE contact_id IN (SELECT contact_id FROM temp.inc_c UNION SELECT contact_id FROM temp.inc_e
-			                     UNION SELECT contact_id FROM {all} WHERE type = 'sent' AND message_id IN (SELECT message_id FROM temp.inc_m))
-			   OR conversation_id IN (SELECT conversation_id FROM temp.inc_v)
-			   OR message_id IN (SELECT message_id FROM temp.inc_m)
-			   OR reply_to IN (SELECT message_id FROM temp.inc_m)`,
+			SELECT * FROM {g}.ev WHERE rowid IN (SELECT r FROM temp.inc_rows)
+			UNION ALL SELECT * FROM temp.inc_d`,
+		`CREATE TEMP TABLE inc_hop AS
+			SELECT message_id FROM temp.inc_sub WHERE message_id IS NOT NULL
+			UNION SELECT reply_to FROM temp.inc_sub WHERE reply_to IS NOT NULL`,
 		`INSERT INTO temp.inc_sub
-			SELECT * FROM {all}
-			WHERE type = 'sent' AND message_id IN (
-				SELECT message_id FROM temp.inc_sub WHERE message_id IS NOT NULL
-				UNION SELECT reply_to FROM temp.inc_sub WHERE reply_to IS NOT NULL)
-			  AND event_id NOT IN (SELECT event_id FROM temp.inc_sub)`,
+			SELECT * FROM {g}.ev
+			WHERE rowid IN (SELECT rowid FROM {g}.ev WHERE message_id IN (SELECT message_id FROM temp.inc_hop) AND type = 'sent')
+			  AND rowid NOT IN (SELECT r FROM temp.inc_rows)`,
 		`CREATE SCHEMA {inc}`,
 		`CREATE TABLE {inc}.ev AS SELECT * FROM temp.inc_sub ORDER BY arr`,
 	)
