@@ -17,6 +17,9 @@ export class BlueTicksVariableSupport extends CustomVariableSupport<DataSource, 
 
   constructor(private readonly datasource: DataSource) {
     super();
+    // Grafana 10.0 calls `datasource.variables.query` unbound (runRequest(ds, request,
+    // ds.variables.query)); without this, `this` is undefined there and no variable loads.
+    this.query = this.query.bind(this);
   }
 
   query(request: DataQueryRequest<BlueTicksQuery>): Observable<DataQueryResponse> {

@@ -80,7 +80,8 @@ function groupedMetricOptions(metrics: MetricDef[], shape: string): Array<Select
     const area = AREAS[m.area] ?? m.area;
     groups.set(area, [...(groups.get(area) ?? []), metricOption(m)]);
   }
-  return Array.from(groups, ([label, options]) => ({ label, options }));
+  // expanded: Grafana 10's Select folds groups (also while searching), hiding every match
+  return Array.from(groups, ([label, options]) => ({ label, options, expanded: true }));
 }
 
 export function QueryEditor({ datasource, query, onChange, onRunQuery }: Props) {

@@ -1,6 +1,6 @@
 /**
- * Test ids and labels of the editors, shared by unit tests (and e2e tests later), so a
- * renamed control breaks one line, not every test.
+ * Test ids and labels of the editors, shared by the unit tests and the browser test
+ * (tests/browser), so a renamed control breaks one line, not every test.
  */
 export const Components = {
   QueryEditor: {
