@@ -20,5 +20,14 @@ export default tseslint.config(
   {
     files: ['scripts/**/*.{js,mjs}', '.config/**/*.{js,ts}', 'jest.config.*', 'jest-setup.*'],
     languageOptions: { globals: { ...globals.node } },
+  },
+  {
+    // stand-ins copied into Grafana's own frontend build (scripts/grafana/get-grafana-ui.sh)
+    files: ['scripts/grafana/ui-vendor/**/*.js'],
+    languageOptions: { globals: { ...globals.browser, ...globals.jquery, ...globals.commonjs } },
+  },
+  {
+    files: ['tests/browser/**/*.ts'],
+    languageOptions: { globals: { ...globals.node } },
   }
 );

@@ -4,6 +4,8 @@
 # Starts the headless Grafana built by get-grafana.sh in the background on 127.0.0.1:PORT
 # (default 3000) and prints its URL on stdout once /api/health answers (progress on stderr).
 # Basic auth admin:admin. Stop it with: kill "$(cat DATA_DIR/grafana.pid)"
+# With GRAFANA_UI=1 it also serves Grafana's web UI (built once by get-grafana-ui.sh) and lets
+# anonymous visitors in, so a browser needs no login.
 #
 #   PLUGINS_DIR       folder of plugin folders (plugin.json + gpx_* binary [+ module.js])
 #   PROVISIONING_DIR  datasources/, dashboards/, alerting/ ... (dashboards providers need
@@ -15,6 +17,11 @@
 #   GRAFANA_UNSIGNED        unsigned plugin ids to allow (default: every id in PLUGINS_DIR/*/plugin.json)
 #   GRAFANA_EXTRA_INI       a file appended to the generated grafana.ini
 #   GRAFANA_START_TIMEOUT   seconds to wait for /api/health (default 120)
+#   GRAFANA_UI=1            serve the web UI: --homepath is get-grafana-ui.sh's build
+#   GRAFANA_UI_HOME         with GRAFANA_UI=1, use this already built home instead (a directory
+#                           with conf/ and public/build/ of the same Grafana version)
+#   GRAFANA_ANONYMOUS       with GRAFANA_UI=1, the org role of anonymous visitors: Admin
+#                           (default), Editor, Viewer, or off (log in as admin:admin)
 #   GF_<SECTION>_<KEY>      Grafana's own overrides
 set -euo pipefail
 
@@ -28,6 +35,20 @@ say() { echo "run-grafana: $*" >&2; }
 
 BIN=$("$HERE/get-grafana.sh")
 HOMEPATH=$(dirname "$(dirname "$BIN")")/src
+ANONYMOUS=off
+if [[ ${GRAFANA_UI:-0} == 1 ]]; then
+  if [[ -n ${GRAFANA_UI_HOME:-} ]]; then
+    HOMEPATH=$GRAFANA_UI_HOME
+    [[ -f $HOMEPATH/public/views/index.html ]] || { say "GRAFANA_UI_HOME=$HOMEPATH has no public/views/index.html"; exit 1; }
+  else
+    HOMEPATH=$("$HERE/get-grafana-ui.sh")
+  fi
+  ANONYMOUS=${GRAFANA_ANONYMOUS:-Admin}
+  case $ANONYMOUS in
+    Admin | Editor | Viewer | off) ;;
+    *) say "GRAFANA_ANONYMOUS is Admin, Editor, Viewer or off, not '$ANONYMOUS'"; exit 1 ;;
+  esac
+fi
 
 mkdir -p "$PLUGINS" "$PROV" "$DATA"
 PLUGINS=$(cd "$PLUGINS" && pwd)
@@ -91,6 +112,9 @@ max_connections = 0
 mode = console
 level = info
 INI
+if [[ $ANONYMOUS != off ]]; then
+  printf '[auth.anonymous]\nenabled = true\norg_name = Main Org.\norg_role = %s\n' "$ANONYMOUS" >> "$DATA/grafana.ini"
+fi
 if [[ -n ${GRAFANA_EXTRA_INI:-} ]]; then cat "$GRAFANA_EXTRA_INI" >> "$DATA/grafana.ini"; fi
 
 began=$(date +%s%N)
@@ -106,7 +130,7 @@ while (( $(date +%s) < deadline )); do
     exit 1
   fi
   if curl -fsS -m 2 "$URL/api/health" 2> /dev/null | grep -q '"database": *"ok"'; then
-    say "up after $(( ($(date +%s%N) - began) / 1000000 )) ms (pid $(cat "$DATA/grafana.pid"), log $DATA/grafana.log, unsigned plugins allowed: ${GRAFANA_UNSIGNED:-none})"
+    say "up after $(( ($(date +%s%N) - began) / 1000000 )) ms (pid $(cat "$DATA/grafana.pid"), log $DATA/grafana.log, unsigned plugins allowed: ${GRAFANA_UNSIGNED:-none}, home $HOMEPATH, anonymous: $ANONYMOUS)"
     echo "$URL"
     exit 0
   fi
