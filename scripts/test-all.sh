@@ -8,8 +8,13 @@
 #      the plugin protocol, the static binary in an empty root, every dashboard query)
 #   4. end to end: a real Grafana server (built once from the Go module proxy) with the
 #      built plugin and the provisioning: health, dashboards, panel queries, alert rules
+#   5. the editors in a real browser: Grafana with its web UI (built once from the same
+#      module with the npm registry) and Debian's Chromium (installed with apt-get when
+#      missing) driven by Playwright: query, config and variable editors (docs/FRONTEND.md)
 #
 # BLUETICKS_SKIP_E2E=1 skips step 4 (it builds Grafana: ~5 minutes and ~4 GB cold).
+# BLUETICKS_SKIP_BROWSER=1 skips step 5 (its Grafana UI build: ~3-4 minutes and ~3 GB of
+# memory cold, then the test itself about a minute).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -38,4 +43,10 @@ go test -count=1 -timeout 20m ./pkg/... ./tests/...
 if [[ ${BLUETICKS_SKIP_E2E:-0} != 1 ]]; then
   step "end to end in a real Grafana"
   "$ROOT/scripts/e2e.sh"
+fi
+
+if [[ ${BLUETICKS_SKIP_BROWSER:-0} != 1 ]]; then
+  step "editors in a real browser (Grafana web UI, headless Chromium)"
+  # dist/ was built above (backend, then frontend); the script does the rest
+  BLUETICKS_BROWSER_NO_BUILD=1 "$ROOT/scripts/browser-e2e.sh"
 fi
