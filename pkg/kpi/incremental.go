@@ -253,12 +253,15 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		// Bound the scan by the hours' range first, so the facts' time order skips row groups.
 		inRange := fmt.Sprintf("%[1]s >= (SELECT min(h) FROM temp.inc_h) AND %[1]s < (SELECT max(h) FROM temp.inc_h) + INTERVAL 1 HOUR AND date_trunc('hour', %[1]s) IN (SELECT h FROM temp.inc_h)", t)
 		for _, lvl := range rollupLevels(f) {
-			where := hours
-			if lvl == "all" {
+			where, old := hours, hours
+			switch lvl {
+			case "all":
 				where = inRange
+			case "fine":
+				where, old = inRange, fmt.Sprintf("date_trunc('hour', %s) IN (SELECT h FROM temp.inc_h)", t)
 			}
 			err = run(
-				fmt.Sprintf(`DELETE FROM {g}.%s WHERE %s`, rollupTable(f, lvl), hours),
+				fmt.Sprintf(`DELETE FROM {g}.%s WHERE %s`, rollupTable(f, lvl), old),
 				fmt.Sprintf(`INSERT INTO {g}.%s %s ORDER BY 1`, rollupTable(f, lvl), rollupSelect(f, lvl, where)),
 			)
 			if err != nil {

@@ -13,6 +13,7 @@ import (
 //	r_<fact>_all    hour x every dimension column of the fact
 //	r_<fact>_<dim>  hour x one dimension (one per dimension column)
 //	r_<fact>_none   hour only
+//	r_<fact>_fine   5 minutes, no dimension (buckets under an hour)
 //
 // A query is answered from the smallest rollup whose keys cover its group-by and filter
 // dimensions, for the whole hours inside its range, plus the fact rows of the partial
@@ -230,11 +231,25 @@ var rollupFacts = []Fact{FactMessage, FactEvent, FactConversation, FactTurn}
 
 // rollupLevels lists a fact's rollup levels, "all" first (the others derive from it).
 func rollupLevels(f Fact) []string {
-	return append([]string{"all", "none"}, rollupPlans[f].keys...)
+	return append([]string{"all", "fine", "none"}, rollupPlans[f].keys...)
 }
 
-// rollupSelect aggregates one level of fact f's rollups: "all" from the facts, the others
-// from the "all" level; where ("" for everything) restricts the source rows.
+// fineGrain is the "fine" level's grain: no dimensions, for buckets under an hour (the
+// bucket ladder's 5, 10, 15 and 30 minutes).
+const fineGrain = 5 * time.Minute
+
+// grainStart is the SQL of the start of the grain period holding time column t.
+func grainStart(t string, grain time.Duration) string {
+	if grain == time.Hour {
+		return fmt.Sprintf("date_trunc('hour', %s)", t)
+	}
+	w := int64(grain / time.Second)
+	return fmt.Sprintf("to_timestamp(floor(epoch(%s) / %d) * %d)", t, w, w)
+}
+
+// rollupSelect aggregates one level of fact f's rollups: "all" (hourly) and "fine" (5 min)
+// from the facts, the others from the "all" level; where ("" for everything) restricts the
+// source rows.
 func rollupSelect(f Fact, level, where string) string {
 	p := rollupPlans[f]
 	t := factTime[f]
@@ -242,13 +257,17 @@ func rollupSelect(f Fact, level, where string) string {
 		where = " WHERE " + where
 	}
 	parts := make([]string, len(p.atoms))
-	if level == "all" {
+	if level == "all" || level == "fine" {
 		for i, a := range p.atoms {
 			parts[i] = fmt.Sprintf("%s AS c%d", a, i)
 		}
 		cond := t + " IS NOT NULL"
 		if where != "" {
 			cond += " AND (" + strings.TrimPrefix(where, " WHERE ") + ")"
+		}
+		if level == "fine" {
+			return fmt.Sprintf("SELECT %s AS %s, %s FROM {g}.%s WHERE %s GROUP BY ALL",
+				grainStart(t, fineGrain), t, strings.Join(parts, ", "), f, cond)
 		}
 		return fmt.Sprintf("SELECT date_trunc('hour', %s) AS %s, %s, %s FROM {g}.%s WHERE %s GROUP BY ALL",
 			t, t, strings.Join(p.keys, ", "), strings.Join(parts, ", "), f, cond)
@@ -303,16 +322,20 @@ func (s *selectSpec) renderRollup() (string, []any, bool) {
 	if p == nil || s.extra != "" || s.noTime || len(s.aggs) == 0 {
 		return "", nil, false
 	}
+	grain := time.Hour
 	if s.bucket != nil && !s.bucket.Calendar() && s.bucket.Width%time.Hour != 0 {
-		return "", nil, false // sub-hour buckets cut hours
+		if s.bucket.Width%fineGrain != 0 {
+			return "", nil, false
+		}
+		grain = fineGrain // sub-hour buckets: the fine level, when no dimension is needed
 	}
-	lo := s.from.UTC().Truncate(time.Hour)
+	lo := s.from.UTC().Truncate(grain)
 	if lo.Before(s.from) {
-		lo = lo.Add(time.Hour)
+		lo = lo.Add(grain)
 	}
-	hi := s.to.UTC().Truncate(time.Hour)
+	hi := s.to.UTC().Truncate(grain)
 	if !hi.After(lo) {
-		return "", nil, false // no whole hour: the facts are as cheap
+		return "", nil, false // no whole period: the facts are as cheap
 	}
 	// Which key columns the query needs, and whether it looks at local time.
 	local := s.bucket != nil && s.bucket.Calendar()
@@ -359,6 +382,12 @@ func (s *selectSpec) renderRollup() (string, []any, bool) {
 	case 1:
 		level = need[0]
 	}
+	if grain == fineGrain {
+		if len(need) > 0 || local {
+			return "", nil, false
+		}
+		level = "fine"
+	}
 
 	t := factTime[s.fact]
 	var args []any
@@ -366,7 +395,7 @@ func (s *selectSpec) renderRollup() (string, []any, bool) {
 	for _, c := range need {
 		keyCols += ", " + c
 	}
-	// Partials: the rollup's whole hours, and the fact rows of the partial hours.
+	// Partials: the rollup's whole periods, and the fact rows of the partial ones.
 	var cols, atoms []string
 	for i, a := range p.atoms {
 		c := fmt.Sprintf("c%d", i)
@@ -381,7 +410,7 @@ func (s *selectSpec) renderRollup() (string, []any, bool) {
 	whole := []string{t + " >= ?", t + " < ?"}
 	args = append(args, lo, hi)
 	whole = append(whole, filterSQL(s.filters, s.fact, s.agent, s.loc, &args)...)
-	edgeKeys := fmt.Sprintf("date_trunc('hour', %s) AS %s", t, t)
+	edgeKeys := fmt.Sprintf("%s AS %s", grainStart(t, grain), t)
 	for _, c := range need {
 		edgeKeys += ", " + c
 	}
