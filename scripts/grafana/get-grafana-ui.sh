@@ -35,13 +35,15 @@ CACHE=${1:-${BLUETICKS_CACHE:-$HOME/.cache/blueticks}/grafana}
 FLOT=jquery.flot@0.8.3
 FLOT_SHA256=4db38df8d092a4355741441aa9a3a3b09558e308d6dc3d929e2f103bbfd8475b
 YARN=.yarn/releases/yarn-3.4.1.cjs
-# the UI belongs to one server build: get-grafana.sh's version is part of the stamp
+# the UI belongs to one server build and to this recipe: get-grafana.sh's version and a
+# checksum of this script and the stand-ins make the stamp, so changing either rebuilds
 MODVER=$(sed -n 's/^GRAFANA_MODVER=//p' "$HERE/get-grafana.sh")
+RECIPE=$({ cat "${BASH_SOURCE[0]}"; find "$HERE/ui-vendor" -type f -print0 | LC_ALL=C sort -z | xargs -0 cat; } | sha256sum | cut -c1-12)
 
 mkdir -p "$CACHE"
 CACHE=$(cd "$CACHE" && pwd)
 UI=$CACHE/ui
-DONE=$UI/.done-$MODVER
+DONE=$UI/.done-$MODVER-$RECIPE
 say() { echo "get-grafana-ui: $*" >&2; }
 
 if [[ -f $DONE && -f $UI/public/views/index.html && -d $UI/public/build ]]; then

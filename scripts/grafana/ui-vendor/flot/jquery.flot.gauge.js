@@ -50,10 +50,11 @@
     var ring = o.threshold.show ? o.threshold.width : 0;
     var fontSize = (o.threshold.label.font && o.threshold.label.font.size) || 12;
     var pad = o.threshold.label.show ? fontSize * 2.5 : 0;
-    // a 270-degree arc is r * (1 + sin 45deg) tall
-    var outer = Math.max(4, Math.min(w / 2 - pad, h / (1 + Math.SQRT1_2)) - 2);
+    // a 270-degree arc is r * (1 + sin 45deg) tall; labels at its ends need a line below it
+    var room = h - (o.threshold.label.show ? fontSize * 1.5 : 0);
+    var outer = Math.max(4, Math.min(w / 2 - pad, room / (1 + Math.SQRT1_2)) - 2);
     var x = w / 2;
-    var y = (h - outer * (1 + Math.SQRT1_2)) / 2 + outer;
+    var y = (room - outer * (1 + Math.SQRT1_2)) / 2 + outer;
     var width = Math.min(o.gauge.width, outer / 2);
     var r = outer - ring - (ring ? 2 : 0) - width / 2;
 
