@@ -409,8 +409,12 @@ func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 	return nil
 }
 
+// keyHashes are ev's integer hashes of the keys increments look events up by
+// (incremental.go): probing integers is several times cheaper than probing strings.
+const keyHashes = "hash(contact_id) AS ch, hash(conversation_id) AS vh, hash(message_id) AS mh, hash(reply_to) AS rh"
+
 // loadEvents creates {g}.ev: the deduplicated events (first arrival wins) with arr, their
-// arrival rank.
+// arrival rank, and keyHashes.
 func (e *Engine) loadEvents(ctx context.Context, conn *sql.Conn, g *generation, files []store.Segment) error {
 	cols := store.ColumnList()
 	// First arrival wins: arr orders rows by file, then row. Most ids are unique, so find
@@ -418,7 +422,7 @@ func (e *Engine) loadEvents(ctx context.Context, conn *sql.Conn, g *generation, 
 	// copies, instead of sorting every row by event_id.
 	dedup := func(rel string) string {
 		return fmt.Sprintf(`CREATE TABLE %[1]s.ev AS
-			WITH r AS (SELECT %[2]s, CAST(_f AS BIGINT) * 1099511627776 + CAST(_r AS BIGINT) AS arr FROM (%[3]s)),
+			WITH r AS (SELECT %[2]s, CAST(_f AS BIGINT) * 1099511627776 + CAST(_r AS BIGINT) AS arr, `+keyHashes+` FROM (%[3]s)),
 			d AS (SELECT event_id, min(arr) AS keep FROM r GROUP BY event_id HAVING count(*) > 1)
 			SELECT r.* FROM r LEFT JOIN d ON d.event_id = r.event_id
 			WHERE d.keep IS NULL OR r.arr = d.keep

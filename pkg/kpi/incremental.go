@@ -123,7 +123,7 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	// The new events: first arrival wins, against the snapshot and within the new files.
 	err = run(
 		fmt.Sprintf(`CREATE TEMP TABLE inc_d AS
-			SELECT %[1]s, arr FROM (
+			SELECT %[1]s, arr, `+keyHashes+` FROM (
 				SELECT %[1]s, CAST(_f AS BIGINT) * 1099511627776 + CAST(_r AS BIGINT) AS arr FROM (%[2]s)
 			) AS r
 			WHERE NOT EXISTS (SELECT 1 FROM {g}.ev WHERE ev.event_id = r.event_id)
@@ -146,25 +146,27 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 			SELECT message_id FROM temp.inc_d WHERE message_id IS NOT NULL
 			UNION SELECT reply_to FROM temp.inc_d WHERE reply_to IS NOT NULL`,
 		// Contacts and conversations of the new events and of every event naming those
-		// messages. Each lookup is a one-column semi-join (a scan of one column), never an
-		// OR of several, which would read every column of every event.
+		// messages. Each lookup is a semi-join on one key's integer hash (a scan of one
+		// column), never an OR of several, which would read every column of every event. A
+		// hash collision only adds rows to recompute; a missing key matches nothing (hash(NULL)
+		// is a value, so NULLs are left out of the key lists).
 		`CREATE TEMP TABLE inc_c AS
 			SELECT contact_id FROM temp.inc_d WHERE contact_id IS NOT NULL
-			UNION `+lookup("contact_id", "message_id IN (SELECT message_id FROM temp.inc_m0)")+`
-			UNION `+lookup("contact_id", "reply_to IN (SELECT message_id FROM temp.inc_m0)"),
+			UNION `+lookup("contact_id", "mh IN (SELECT hash(message_id) FROM temp.inc_m0 WHERE message_id IS NOT NULL)")+`
+			UNION `+lookup("contact_id", "rh IN (SELECT hash(message_id) FROM temp.inc_m0 WHERE message_id IS NOT NULL)"),
 		`CREATE TEMP TABLE inc_v AS
 			SELECT conversation_id FROM temp.inc_d WHERE conversation_id IS NOT NULL
-			UNION `+lookup("conversation_id", "message_id IN (SELECT message_id FROM temp.inc_m0)")+`
-			UNION `+lookup("conversation_id", "reply_to IN (SELECT message_id FROM temp.inc_m0)"),
+			UNION `+lookup("conversation_id", "mh IN (SELECT hash(message_id) FROM temp.inc_m0 WHERE message_id IS NOT NULL)")+`
+			UNION `+lookup("conversation_id", "rh IN (SELECT hash(message_id) FROM temp.inc_m0 WHERE message_id IS NOT NULL)"),
 		// Affected messages: named ones, and every message sent to an affected contact.
 		`CREATE TEMP TABLE inc_m AS
 			SELECT message_id FROM temp.inc_m0
-			UNION `+lookup("message_id", "contact_id IN (SELECT contact_id FROM temp.inc_c) AND type = 'sent'"),
+			UNION `+lookup("message_id", "ch IN (SELECT hash(contact_id) FROM temp.inc_c WHERE contact_id IS NOT NULL) AND type = 'sent'"),
 		// Affected events (f_evt rows): of affected contacts, naming affected messages, new.
 		`CREATE TEMP TABLE inc_erows AS
-			SELECT rowid AS r FROM {g}.ev WHERE contact_id IN (SELECT contact_id FROM temp.inc_c)
-			UNION SELECT rowid FROM {g}.ev WHERE message_id IN (SELECT message_id FROM temp.inc_m)
-			UNION SELECT rowid FROM {g}.ev WHERE reply_to IN (SELECT message_id FROM temp.inc_m)`,
+			SELECT rowid AS r FROM {g}.ev WHERE ch IN (SELECT hash(contact_id) FROM temp.inc_c WHERE contact_id IS NOT NULL)
+			UNION SELECT rowid FROM {g}.ev WHERE mh IN (SELECT hash(message_id) FROM temp.inc_m WHERE message_id IS NOT NULL)
+			UNION SELECT rowid FROM {g}.ev WHERE rh IN (SELECT hash(message_id) FROM temp.inc_m WHERE message_id IS NOT NULL)`,
 		`CREATE TEMP TABLE inc_e AS
 			SELECT event_id, contact_id FROM {g}.ev
 			WHERE rowid IN (SELECT r FROM temp.inc_erows) AND type NOT IN ('sent', 'delivered', 'read', 'failed')
@@ -175,12 +177,12 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		// and the sent rows of every message they name. Found by row id, then read.
 		`CREATE TEMP TABLE inc_cc AS
 			SELECT contact_id FROM temp.inc_c UNION SELECT contact_id FROM temp.inc_e
-			UNION `+lookup("contact_id", "message_id IN (SELECT message_id FROM temp.inc_m) AND type = 'sent'"),
+			UNION `+lookup("contact_id", "mh IN (SELECT hash(message_id) FROM temp.inc_m WHERE message_id IS NOT NULL) AND type = 'sent'"),
 		`CREATE TEMP TABLE inc_rows AS
-			SELECT rowid AS r FROM {g}.ev WHERE contact_id IN (SELECT contact_id FROM temp.inc_cc)
-			UNION SELECT rowid FROM {g}.ev WHERE conversation_id IN (SELECT conversation_id FROM temp.inc_v)
-			UNION SELECT rowid FROM {g}.ev WHERE message_id IN (SELECT message_id FROM temp.inc_m)
-			UNION SELECT rowid FROM {g}.ev WHERE reply_to IN (SELECT message_id FROM temp.inc_m)`,
+			SELECT rowid AS r FROM {g}.ev WHERE ch IN (SELECT hash(contact_id) FROM temp.inc_cc WHERE contact_id IS NOT NULL)
+			UNION SELECT rowid FROM {g}.ev WHERE vh IN (SELECT hash(conversation_id) FROM temp.inc_v WHERE conversation_id IS NOT NULL)
+			UNION SELECT rowid FROM {g}.ev WHERE mh IN (SELECT hash(message_id) FROM temp.inc_m WHERE message_id IS NOT NULL)
+			UNION SELECT rowid FROM {g}.ev WHERE rh IN (SELECT hash(message_id) FROM temp.inc_m WHERE message_id IS NOT NULL)`,
 		`CREATE TEMP TABLE inc_sub AS
 			SELECT * FROM {g}.ev WHERE rowid IN (SELECT r FROM temp.inc_rows)
 			UNION ALL SELECT * FROM temp.inc_d`,
@@ -189,7 +191,7 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 			UNION SELECT reply_to FROM temp.inc_sub WHERE reply_to IS NOT NULL`,
 		`INSERT INTO temp.inc_sub
 			SELECT * FROM {g}.ev
-			WHERE rowid IN (SELECT rowid FROM {g}.ev WHERE message_id IN (SELECT message_id FROM temp.inc_hop) AND type = 'sent')
+			WHERE rowid IN (SELECT rowid FROM {g}.ev WHERE mh IN (SELECT hash(message_id) FROM temp.inc_hop WHERE message_id IS NOT NULL) AND type = 'sent')
 			  AND rowid NOT IN (SELECT r FROM temp.inc_rows)`,
 		`CREATE SCHEMA {inc}`,
 		`CREATE TABLE {inc}.ev AS SELECT * FROM temp.inc_sub ORDER BY arr`,
