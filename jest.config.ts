@@ -22,6 +22,9 @@ const ES_MODULES = [
 
 const config: Config = {
   testEnvironment: 'jest-environment-jsdom',
+  // Editor tests click through @grafana/ui menus; on a busy 2-core CI machine one can take
+  // longer than jest's default 5 s without anything being wrong.
+  testTimeout: 30_000,
   roots: ['<rootDir>/src'],
   modulePaths: ['<rootDir>/src'],
   setupFiles: ['<rootDir>/.config/jest/setup-globals.ts'],

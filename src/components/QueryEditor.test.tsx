@@ -30,7 +30,7 @@ describe('QueryEditor', () => {
     await catalogLoaded();
     await userEvent.click(screen.getByLabelText(Components.QueryEditor.metrics));
     expect(await screen.findByText('Churn & quality')).toBeInTheDocument();
-    expect(screen.getByText(/percentunit · send time — read \/ delivered, message cohort/)).toBeInTheDocument();
+    expect(screen.getByText(/percent · send time — read \/ delivered, message cohort/)).toBeInTheDocument();
     await userEvent.click(screen.getByText('Read rate'));
     expect(last()).toEqual({ refId: 'A', queryType: 'timeseries', metrics: ['sent', 'read_rate'] });
     expect(onRunQuery).toHaveBeenCalled();
@@ -40,7 +40,7 @@ describe('QueryEditor', () => {
     const { last } = setup({ metrics: ['sent', 'block_rate'] });
     await catalogLoaded();
     const defs = screen.getByTestId(Components.QueryEditor.definitions);
-    expect(defs).toHaveTextContent('Block rate (percentunit, event time): blocked events / messages delivered, same bucket');
+    expect(defs).toHaveTextContent('Block rate (percent, event time): blocked events / messages delivered, same bucket');
     await pick(Components.QueryEditor.bucket, '1d');
     expect(last()).toEqual({ refId: 'A', queryType: 'timeseries', metrics: ['sent', 'block_rate'], bucket: '1d' });
   });

@@ -31,6 +31,7 @@ import { FiltersEditor } from './FiltersEditor';
 import { dimensionOptions, optionFor, selectedValues } from './options';
 import { Components } from './selectors';
 import { useCatalog } from './useCatalog';
+import { unitLabel } from '../units';
 
 type Props = QueryEditorProps<DataSource, BlueTicksQuery, BlueTicksOptions>;
 
@@ -67,7 +68,7 @@ const BUCKET_OPTIONS = [{ label: 'auto', value: '' }, ...BUCKETS.map((b) => ({ l
 
 function metricOption(m: MetricDef): SelectableValue<string> {
   const when = m.timeSemantics ? ` · ${m.timeSemantics}` : '';
-  return { label: m.name || m.id, value: m.id, description: `${m.unit}${when} — ${m.description}` };
+  return { label: m.name || m.id, value: m.id, description: `${unitLabel(m)}${when} — ${m.description}` };
 }
 
 /** Metric options grouped by area, keeping only those that support `shape`. */
@@ -295,7 +296,7 @@ function MetricDefinitions({ ids, byId }: { ids: string[]; byId: Map<string, Met
     <ul data-testid={Components.QueryEditor.definitions} style={{ fontSize: '12px', margin: '0 0 8px 16px' }}>
       {defs.map((m) => (
         <li key={m.id}>
-          <strong>{m.name}</strong> ({m.unit}
+          <strong>{m.name}</strong> ({unitLabel(m)}
           {m.timeSemantics ? `, ${m.timeSemantics}` : ''}): {m.description}
         </li>
       ))}

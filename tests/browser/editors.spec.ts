@@ -23,6 +23,7 @@ import {
   resource,
   selectInput,
 } from './grafana';
+import { unitLabel } from '../../src/units';
 
 const Q = Components.QueryEditor;
 
@@ -50,7 +51,7 @@ test('query editor: clicks build the query JSON of SPEC section 3, and the resul
   const byId = new Map(metrics.map((m) => [m.id, m]));
   const help = (id: string) => {
     const m = byId.get(id)!;
-    return `${m.unit} · ${m.timeSemantics} — ${m.description}`;
+    return `${unitLabel(m)} · ${m.timeSemantics} — ${m.description}`;
   };
   const countryPicks = [countries[1], countries[0]];
 

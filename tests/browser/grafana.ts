@@ -13,6 +13,7 @@ export interface CatalogMetric {
   name: string;
   area: string;
   unit: string;
+  kind: string;
   description: string;
   timeSemantics?: string;
   shapes: string[];
