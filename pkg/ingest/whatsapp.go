@@ -53,27 +53,33 @@ type waMessagesValue struct {
 }
 
 type waStatus struct {
-	ID                    string `json:"id"`
-	Status                string `json:"status"`
-	Timestamp             string `json:"timestamp"`
-	RecipientID           string `json:"recipient_id"`
-	BizOpaqueCallbackData string `json:"biz_opaque_callback_data"`
-	Conversation          *struct {
-		ID     string `json:"id"`
-		Origin struct {
-			Type string `json:"type"`
-		} `json:"origin"`
-	} `json:"conversation"`
-	Pricing *struct {
-		Billable     *bool  `json:"billable"`
-		PricingModel string `json:"pricing_model"`
-		Category     string `json:"category"`
-		Type         string `json:"type"`
-	} `json:"pricing"`
-	Errors []struct {
-		Code  json.Number `json:"code"`
-		Title string      `json:"title"`
-	} `json:"errors"`
+	ID                    string          `json:"id"`
+	Status                string          `json:"status"`
+	Timestamp             string          `json:"timestamp"`
+	RecipientID           string          `json:"recipient_id"`
+	BizOpaqueCallbackData string          `json:"biz_opaque_callback_data"`
+	Conversation          *waConversation `json:"conversation"`
+	Pricing               *waPricing      `json:"pricing"`
+	Errors                []waStatusError `json:"errors"`
+}
+
+type waConversation struct {
+	ID     string `json:"id"`
+	Origin struct {
+		Type string `json:"type"`
+	} `json:"origin"`
+}
+
+type waPricing struct {
+	Billable     *bool  `json:"billable"`
+	PricingModel string `json:"pricing_model"`
+	Category     string `json:"category"`
+	Type         string `json:"type"`
+}
+
+type waStatusError struct {
+	Code  json.Number `json:"code"`
+	Title string      `json:"title"`
 }
 
 type waMessage struct {
@@ -157,8 +163,8 @@ type waStatusPayload struct {
 		ID      string      `json:"id"`
 		Time    json.Number `json:"time"`
 		Changes []struct {
-			Field string `json:"field"`
-			Value struct {
+			Field string    `json:"field"`
+			Value *struct { // absent: the general path archives the change
 				MessagingProduct string            `json:"messaging_product"`
 				Metadata         waMetadata        `json:"metadata"`
 				Contacts         []json.RawMessage `json:"contacts"`
@@ -182,8 +188,8 @@ func (m *Mapper) mapStatusesOnly(body []byte) (out Mapped, ok bool) {
 	}
 	for _, en := range p.Entry {
 		for _, ch := range en.Changes {
-			v := &ch.Value
-			if ch.Field != "messages" || !emptyList(v.Messages) || !emptyList(v.UserPreferences) || !emptyList(v.Errors) {
+			v := ch.Value
+			if v == nil || ch.Field != "messages" || !emptyList(v.Messages) || !emptyList(v.UserPreferences) || !emptyList(v.Errors) {
 				return out, false
 			}
 			for i := range v.Statuses {
@@ -213,10 +219,34 @@ func emptyList(r json.RawMessage) bool {
 // MapWebhook maps one webhook body. It fails only when the body is not a JSON object;
 // everything inside that does not map is returned in Raw with a reason.
 func (m *Mapper) MapWebhook(body []byte) (Mapped, error) {
+	if out, ok := m.mapScannedStatuses(body); ok {
+		return out, nil
+	}
 	if out, ok := m.mapStatusesOnly(body); ok {
 		return out, nil
 	}
 	return m.mapGeneral(body)
+}
+
+// mapScannedStatuses is mapStatusesOnly on scanStatusWebhook's one-pass reading (no
+// reflection): ok=false when the scanner declines the body or a status does not make a
+// valid event.
+func (m *Mapper) mapScannedStatuses(body []byte) (out Mapped, ok bool) {
+	sts, ok := scanStatusWebhook(body)
+	if !ok {
+		return out, false
+	}
+	if len(sts) > 0 {
+		out.Events = make([]events.Event, 0, len(sts))
+	}
+	for i := range sts {
+		e, reason := m.statusEvent(&sts[i].st, sts[i].biz)
+		if reason != "" {
+			return Mapped{}, false
+		}
+		out.Events = append(out.Events, e)
+	}
+	return out, true
 }
 
 // mapGeneral maps any webhook body, change by change and item by item.
