@@ -73,6 +73,11 @@ type Engine struct {
 	staleErr  atomic.Pointer[error] // why the last look at the store could not rebuild
 	cache     *resultCache          // answers keyed by snapshot version (cache.go)
 	workDir   string                // private directory of the engine's DuckDB file
+
+	life       context.Context // builds run under it; Close cancels it
+	lifeCancel context.CancelFunc
+	buildMu    sync.Mutex
+	building   *buildRun // the build in progress, if any
 }
 
 // generation is one snapshot of the store's facts, in its own schema. Increments update
@@ -131,6 +136,7 @@ func New(opts Options) (*Engine, error) {
 	// keeps 2 idle by default, and a DuckDB connection is not free to set up).
 	db.SetMaxIdleConns(opts.Threads + 8)
 	e := &Engine{opts: opts, db: db, workDir: workDir, cache: newResultCache(cacheEntries)}
+	e.life, e.lifeCancel = context.WithCancel(context.Background())
 	if err := e.lockDown(); err != nil {
 		db.Close()
 		os.RemoveAll(workDir)
@@ -225,6 +231,7 @@ func sqlList(items []string) string {
 // Close drops the snapshot and closes DuckDB.
 func (e *Engine) Close() error {
 	e.closed.Store(true)
+	e.lifeCancel() // interrupts a build in progress
 	e.rebuild.Lock()
 	defer e.rebuild.Unlock()
 	err := e.db.Close()
@@ -252,9 +259,18 @@ func (e *Engine) Stats(ctx context.Context) (Stats, error) {
 	return g.stats, nil
 }
 
-// Refresh makes the snapshot current now (skipping the CheckEvery throttle).
+// Refresh makes the snapshot current now (skipping the CheckEvery throttle), waiting for a
+// build in progress and then looking at the store once more.
 func (e *Engine) Refresh(ctx context.Context) error {
-	e.lastCheck.Store(0)
+	if e.closed.Load() {
+		return errors.New("data source is closed")
+	}
+	if err := e.build(ctx, true); err != nil && (e.cur.Load() == nil || ctx.Err() != nil) {
+		return err
+	}
+	if err := e.build(ctx, true); err != nil && (e.cur.Load() == nil || ctx.Err() != nil) {
+		return err
+	}
 	_, release, err := e.acquire(ctx)
 	if err == nil {
 		release()
@@ -263,8 +279,8 @@ func (e *Engine) Refresh(ctx context.Context) error {
 }
 
 // acquire returns the current generation, held for reading until release. It looks at the
-// store at most every CheckEvery and rebuilds when the store changed; while one query
-// rebuilds, the others keep reading the previous snapshot.
+// store at most every CheckEvery and rebuilds when the store changed (build); while one
+// query waits for a rebuild, the others keep reading the previous snapshot.
 func (e *Engine) acquire(ctx context.Context) (*generation, func(), error) {
 	if e.closed.Load() {
 		return nil, nil, errors.New("data source is closed")
@@ -273,21 +289,12 @@ func (e *Engine) acquire(ctx context.Context) (*generation, func(), error) {
 	g := e.cur.Load()
 	due := now.UnixNano()-e.lastCheck.Load() >= int64(e.opts.CheckEvery)
 	if g == nil {
-		e.rebuild.Lock()
-		err := e.maybeRebuild(ctx)
-		e.rebuild.Unlock()
-		if err != nil {
+		if err := e.build(ctx, true); err != nil && e.cur.Load() == nil {
 			return nil, nil, err
 		}
-	} else if due && e.rebuild.TryLock() {
-		err := e.maybeRebuild(ctx)
-		e.rebuild.Unlock()
-		if err != nil {
-			// Keep serving the last good snapshot; the error shows in the health check.
-			if e.cur.Load() == nil {
-				return nil, nil, err
-			}
-		}
+	} else if due {
+		// Errors keep the last good snapshot serving; they show in the health check.
+		_ = e.build(ctx, false)
 	}
 	for {
 		g = e.cur.Load()
@@ -300,6 +307,46 @@ func (e *Engine) acquire(ctx context.Context) (*generation, func(), error) {
 		}
 		g.inUse.RUnlock() // swapped meanwhile: take the new one
 	}
+}
+
+// build looks at the store (rebuilding or updating the snapshot if it changed) in the
+// background, under the engine's own context: a query's deadline never aborts a build, so
+// a build longer than queryTimeoutSeconds still completes and the next query has it. The
+// caller waits for it as long as its context allows. Callers arriving while a build runs
+// share it when wait is true, and otherwise go on with the current snapshot.
+func (e *Engine) build(ctx context.Context, wait bool) error {
+	e.buildMu.Lock()
+	b := e.building
+	if b != nil && !wait {
+		e.buildMu.Unlock()
+		return nil
+	}
+	if b == nil {
+		b = &buildRun{done: make(chan struct{})}
+		e.building = b
+		go func() {
+			e.rebuild.Lock()
+			b.err = e.maybeRebuild(e.life)
+			e.rebuild.Unlock()
+			e.buildMu.Lock()
+			e.building = nil
+			e.buildMu.Unlock()
+			close(b.done)
+		}()
+	}
+	e.buildMu.Unlock()
+	select {
+	case <-b.done:
+		return b.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// buildRun is one background build; err is set before done closes.
+type buildRun struct {
+	done chan struct{}
+	err  error
 }
 
 // maybeRebuild builds a new generation when the store's version changed. Call with the
