@@ -397,11 +397,19 @@ func BenchmarkRawDuckDB(b *testing.B) {
 
 // rawEquivalent is the engine query answering each raw SQL KPI.
 var rawEquivalent = map[string]string{
-	"status_daily":    `{"queryType":"timeseries","metrics":["sent","delivered","read","failed"],"bucket":"1d"}`,
-	"rates":           `{"queryType":"table","metrics":["delivery_rate","read_rate"]}`,
-	"campaigns":       `{"queryType":"table","metrics":["sent","delivery_rate","read_rate","conversion_rate","revenue"],"groupBy":["campaign"],"limit":20}`,
-	"block_rate":      `{"queryType":"table","metrics":["block_rate"]}`,
-	"conversion_rate": `{"queryType":"table","metrics":["conversion_rate"]}`,
+	"sent":               `{"queryType":"timeseries","metrics":["sent"]}`,
+	"delivery_rate":      `{"queryType":"table","metrics":["delivery_rate"]}`,
+	"read_rate":          `{"queryType":"table","metrics":["read_rate"]}`,
+	"click_rate":         `{"queryType":"table","metrics":["click_rate"]}`,
+	"conversion_rate":    `{"queryType":"table","metrics":["conversion_rate"]}`,
+	"revenue":            `{"queryType":"timeseries","metrics":["revenue"]}`,
+	"block_rate":         `{"queryType":"table","metrics":["block_rate"]}`,
+	"opt_out_rate":       `{"queryType":"table","metrics":["opt_out_rate"]}`,
+	"conversations":      `{"queryType":"timeseries","metrics":["conversations"]}`,
+	"first_response_p50": `{"queryType":"table","metrics":["first_response_time_p50"]}`,
+	"status_daily":       `{"queryType":"timeseries","metrics":["sent","delivered","read","failed"],"bucket":"1d"}`,
+	"funnel_daily":       `{"queryType":"timeseries","metrics":["delivery_rate","read_rate","click_rate","reply_rate","conversion_rate"],"bucket":"1d"}`,
+	"campaigns":          `{"queryType":"table","metrics":["sent","delivery_rate","read_rate","click_rate","conversion_rate","revenue","block_rate"],"groupBy":["campaign"],"limit":20}`,
 }
 
 type rawQuery struct{ name, sql string }
