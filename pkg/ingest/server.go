@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,6 +71,10 @@ type Config struct {
 	RetentionDays  int
 	RetentionEvery time.Duration
 
+	// MaintenanceMemoryMB bounds the DuckDB memory of compaction, retention and WAL replay
+	// (default 256; beyond it they spill to a private temporary directory).
+	MaintenanceMemoryMB int
+
 	// NumberIDs maps display phone numbers (digits) to phone_number_ids (see Mapper).
 	NumberIDs map[string]string
 }
@@ -81,6 +86,7 @@ type Server struct {
 	metrics  *Metrics
 	w        *store.Writer // the committer's
 	maint    *store.Writer // compaction and retention (its own DuckDB: never blocks commits)
+	spill    string        // maint's DuckDB spill directory, removed by Close
 	commit   *Committer
 	mapper   *Mapper
 	inflight chan struct{}
@@ -125,6 +131,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RetentionEvery <= 0 {
 		cfg.RetentionEvery = time.Hour
 	}
+	if cfg.MaintenanceMemoryMB <= 0 {
+		cfg.MaintenanceMemoryMB = 256
+	}
 	if cfg.RetentionDays < 0 {
 		return nil, errors.New("retention days must be 0 (keep forever) or more")
 	}
@@ -139,13 +148,19 @@ func New(cfg Config) (*Server, error) {
 	}
 	// Segment cuts, compaction and retention run in the background: one DuckDB thread each,
 	// so requests always have the other CPUs (two threads would stall every request for the
-	// length of a cut, once a second).
-	for _, x := range []*store.Writer{w, maint} {
-		if err := x.SetThreads(1); err != nil {
-			w.Close()
-			maint.Close()
-			return nil, err
+	// length of a cut, once a second). Compaction and retention read many segments at once:
+	// their memory is bounded and they spill to a private directory beyond it.
+	spill, err := os.MkdirTemp("", "blueticks-serve-spill-")
+	if err == nil {
+		err = errors.Join(w.SetThreads(1), maint.SetThreads(1), maint.SetMemoryLimit(cfg.MaintenanceMemoryMB, spill))
+	}
+	if err != nil {
+		w.Close()
+		maint.Close()
+		if spill != "" {
+			os.RemoveAll(spill)
 		}
+		return nil, err
 	}
 	m := NewMetrics()
 	// Events acknowledged by a receiver that died before they reached a segment.
@@ -154,7 +169,7 @@ func New(cfg Config) (*Server, error) {
 	} else {
 		m.replayed.Add(float64(res.Events))
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: m, w: w, maint: maint,
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: m, w: w, maint: maint, spill: spill,
 		commit:   NewCommitter(w, cfg.Commit, cfg.Logger, m),
 		mapper:   &Mapper{Hasher: cfg.Hasher, NumberIDs: cfg.NumberIDs},
 		inflight: make(chan struct{}, cfg.MaxInFlight),
@@ -186,6 +201,7 @@ func (s *Server) Close() error {
 		s.bg.Wait()
 		s.commit.Close()
 		err = errors.Join(s.w.Close(), s.maint.Close())
+		os.RemoveAll(s.spill)
 	})
 	return err
 }

@@ -72,6 +72,16 @@ func (w *Writer) SetThreads(n int) error {
 	return err
 }
 
+// SetMemoryLimit bounds the memory of this writer's DuckDB (compaction and retention read
+// many segments at once); beyond it DuckDB spills to spillDir, a directory private to the
+// caller.
+func (w *Writer) SetMemoryLimit(mb int, spillDir string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, err := w.db.Exec(fmt.Sprintf("SET memory_limit = '%dMB'; SET temp_directory = %s", max(64, mb), SQLString(spillDir)))
+	return err
+}
+
 // removeStaleTmp deletes what writers that died left in tmp/ (half-written segments,
 // CSV staging files). A live writer's files there are minutes old at most.
 func removeStaleTmp(dir string, age time.Duration) {
@@ -376,7 +386,7 @@ func (w *Writer) copyViaCSV(ctx context.Context, b *batch, filter, out string) (
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
 	line := make([]byte, 0, 1024)
-	seq := 0
+	seq, longest := 0, 0
 	err = b.each(func(e *events.Event) error {
 		var ok bool
 		line, ok = appendCSVRow(line[:0], e, seq)
@@ -384,6 +394,7 @@ func (w *Writer) copyViaCSV(ctx context.Context, b *batch, filter, out string) (
 			return errNotCSVSafe
 		}
 		seq++
+		longest = max(longest, len(line))
 		_, err := bw.Write(line)
 		return err
 	})
@@ -406,8 +417,12 @@ func (w *Writer) copyViaCSV(ctx context.Context, b *batch, filter, out string) (
 			cols[i] = "make_timestamp(ts)::TIMESTAMPTZ AS ts" // the session time zone is UTC
 		}
 	}
-	src := fmt.Sprintf("read_csv(%s, columns = %s, header = false, auto_detect = false, delim = ',', quote = '\"', escape = '\"', max_line_size = %d)",
-		SQLString(csvPath), csvColumns(), 64<<20)
+	// DuckDB sizes its read buffers from max_line_size (16 times it by default): a line
+	// longer than its default (2 MiB) raises it, and the buffers are 4 lines each.
+	maxLine := max(2<<20, longest+1024)
+	lineSize := fmt.Sprintf(", max_line_size = %d, buffer_size = %d", maxLine, 4*maxLine)
+	src := fmt.Sprintf("read_csv(%s, columns = %s, header = false, auto_detect = false, delim = ',', quote = '\"', escape = '\"'%s)",
+		SQLString(csvPath), csvColumns(), lineSize)
 	order := ""
 	if filter != "" {
 		order = " ORDER BY seq" // the anti-join need not keep the scan's order

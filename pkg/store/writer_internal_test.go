@@ -243,3 +243,31 @@ func TestOpenWriterRemovesStaleTmp(t *testing.T) {
 	assert.NoFileExists(t, stale)
 	assert.FileExists(t, fresh)
 }
+
+// TestAppendLongTextCSV: an event with text longer than DuckDB's default CSV line size
+// still goes through the CSV route, and a writer with little memory (the receiver's
+// maintenance writer) still writes segments.
+func TestAppendLongTextCSV(t *testing.T) {
+	dir := t.TempDir()
+	w, err := OpenWriter(dir)
+	require.NoError(t, err)
+	defer w.Close()
+	require.NoError(t, w.SetMemoryLimit(64, t.TempDir()))
+	long := strings.Repeat(`ab"c`, 1<<20) // 4 MiB, quotes doubled in the CSV
+	ts := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	res, err := w.Append(context.Background(), []events.Event{
+		{EventID: "long", TS: ts, Type: "abandoned", ConversationID: "c", Step: long},
+		{EventID: "short", TS: ts, Type: "blocked", ContactID: "c"},
+	}, AppendOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, 2, res.Written)
+	require.Len(t, readRows(t, dir), 2)
+	db, err := OpenDuckDB("")
+	require.NoError(t, err)
+	defer db.Close()
+	segs, err := ListSegments(dir)
+	require.NoError(t, err)
+	var step string
+	require.NoError(t, db.QueryRow("SELECT step FROM read_parquet("+ParquetList(segs)+") WHERE event_id = 'long'").Scan(&step))
+	assert.True(t, step == long, "the long text is stored whole")
+}
