@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,6 +88,7 @@ type Server struct {
 	w        *store.Writer // the committer's
 	maint    *store.Writer // compaction and retention (its own DuckDB: never blocks commits)
 	spill    string        // maint's DuckDB spill directory, removed by Close
+	spillLk  *os.File      // locked while this process lives (tells other receivers it is in use)
 	commit   *Committer
 	mapper   *Mapper
 	inflight chan struct{}
@@ -150,7 +152,7 @@ func New(cfg Config) (*Server, error) {
 	// so requests always have the other CPUs (two threads would stall every request for the
 	// length of a cut, once a second). Compaction and retention read many segments at once:
 	// their memory is bounded and they spill to a private directory beyond it.
-	spill, err := os.MkdirTemp("", "blueticks-serve-spill-")
+	spill, spillLock, err := newSpillDir()
 	if err == nil {
 		err = errors.Join(w.SetThreads(1), maint.SetThreads(1), maint.SetMemoryLimit(cfg.MaintenanceMemoryMB, spill))
 	}
@@ -158,6 +160,7 @@ func New(cfg Config) (*Server, error) {
 		w.Close()
 		maint.Close()
 		if spill != "" {
+			spillLock.Close()
 			os.RemoveAll(spill)
 		}
 		return nil, err
@@ -169,7 +172,7 @@ func New(cfg Config) (*Server, error) {
 	} else {
 		m.replayed.Add(float64(res.Events))
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: m, w: w, maint: maint, spill: spill,
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: m, w: w, maint: maint, spill: spill, spillLk: spillLock,
 		commit:   NewCommitter(w, cfg.Commit, cfg.Logger, m),
 		mapper:   &Mapper{Hasher: cfg.Hasher, NumberIDs: cfg.NumberIDs},
 		inflight: make(chan struct{}, cfg.MaxInFlight),
@@ -183,6 +186,49 @@ func New(cfg Config) (*Server, error) {
 	s.bg.Add(1)
 	go s.maintain()
 	return s, nil
+}
+
+// spillPrefix names the maintenance DuckDB's spill directories in the system's temporary
+// directory.
+const spillPrefix = "blueticks-serve-spill-"
+
+// newSpillDir makes a private spill directory holding a lock file that stays locked while
+// this process lives, and removes the directories of receivers that are gone (their lock
+// is free; without a lock file, once they are an hour old).
+func newSpillDir() (string, *os.File, error) {
+	if walSupported { // flock is available
+		dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), spillPrefix+"*"))
+		for _, d := range dirs {
+			f, err := os.Open(filepath.Join(d, ".lock"))
+			if err != nil {
+				if info, serr := os.Stat(d); serr == nil && time.Since(info.ModTime()) > time.Hour {
+					os.RemoveAll(d)
+				}
+				continue
+			}
+			if ok, err := tryLockFile(f); err == nil && ok {
+				os.RemoveAll(d)
+			}
+			f.Close()
+		}
+	}
+	dir, err := os.MkdirTemp("", spillPrefix)
+	if err != nil {
+		return "", nil, err
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	if walSupported {
+		if ok, err := tryLockFile(lock); err != nil || !ok {
+			lock.Close()
+			os.RemoveAll(dir)
+			return "", nil, fmt.Errorf("lock the spill directory: %v", err)
+		}
+	}
+	return dir, lock, nil
 }
 
 // Flush cuts a segment from every event acknowledged so far and waits until it is
@@ -201,6 +247,7 @@ func (s *Server) Close() error {
 		s.bg.Wait()
 		s.commit.Close()
 		err = errors.Join(s.w.Close(), s.maint.Close())
+		s.spillLk.Close()
 		os.RemoveAll(s.spill)
 	})
 	return err

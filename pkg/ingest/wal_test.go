@@ -228,3 +228,24 @@ func TestDirectSegmentsMode(t *testing.T) {
 	_, err = os.Stat(filepath.Join(dir, WALDir))
 	assert.True(t, os.IsNotExist(err), "no WAL directory")
 }
+
+// TestSpillDirsOfDeadReceiversRemoved: a receiver removes the spill directories of
+// receivers that are gone and keeps those of live ones.
+func TestSpillDirsOfDeadReceiversRemoved(t *testing.T) {
+	if !walSupported {
+		t.Skip("no flock on this OS")
+	}
+	t.Setenv("TMPDIR", t.TempDir())
+	live, liveLock, err := newSpillDir()
+	require.NoError(t, err)
+	defer liveLock.Close()
+	dead, deadLock, err := newSpillDir()
+	require.NoError(t, err)
+	require.NoError(t, deadLock.Close()) // its process died
+	mine, mineLock, err := newSpillDir()
+	require.NoError(t, err)
+	defer mineLock.Close()
+	assert.DirExists(t, live)
+	assert.DirExists(t, mine)
+	assert.NoDirExists(t, dead)
+}
