@@ -46,7 +46,8 @@ type rollupPlan struct {
 // rollupPlans holds the plan of every fact that has rollups.
 var rollupPlans = map[Fact]*rollupPlan{}
 
-// funnelAggs are the funnel's stage counts (runFunnel), rolled up like metrics.
+// funnelAggs are the funnel's stage counts (runFunnel): messages that reached at least
+// each stage. Rolled up like metrics.
 func funnelAggs() []string {
 	const lvl = "CASE WHEN n_conv > 0 THEN 4 WHEN is_clicked OR is_replied THEN 3 WHEN is_read THEN 2 WHEN is_delivered THEN 1 ELSE 0 END"
 	out := make([]string, len(funnelStages))
@@ -66,13 +67,10 @@ func init() {
 		}
 		rollupPlans[f] = p
 	}
+	// Learn each aggregate's atoms; one that cannot roll up leaves its metric on the facts.
 	add := func(f Fact, expr string) {
-		p := rollupPlans[f]
-		if p == nil || expr == "" {
-			return
-		}
-		if _, ok := p.rewrite(expr, true); !ok {
-			return
+		if p := rollupPlans[f]; p != nil && expr != "" {
+			p.rewrite(expr, true)
 		}
 	}
 	for i := range Metrics {

@@ -87,12 +87,8 @@ var funnelStages = []string{"sent", "delivered", "read", "engaged", "converted"}
 // no read receipt counts as read), so counts never grow from one stage to the next.
 func (e *Engine) runFunnel(ctx context.Context, g *generation, r Request) (data.Frames, error) {
 	q := r.Query
-	const lvl = "CASE WHEN n_conv > 0 THEN 4 WHEN is_clicked OR is_replied THEN 3 WHEN is_read THEN 2 WHEN is_delivered THEN 1 ELSE 0 END"
 	spec := selectSpec{schema: g.schema, facts: e.opts.NoRollups, fact: FactMessage, groupBy: q.GroupBy, filters: q.Filters,
-		from: r.From, to: r.To, loc: q.Location()}
-	for i := range funnelStages {
-		spec.aggs = append(spec.aggs, fmt.Sprintf("count(*) FILTER (WHERE (%s) >= %d)", lvl, i))
-	}
+		from: r.From, to: r.To, loc: q.Location(), aggs: funnelAggs()}
 	s, err := e.rawAggregate(ctx, &spec)
 	if err != nil {
 		return nil, err
