@@ -31,8 +31,15 @@ const (
 	atomSum                   // sum(x) [FILTER] of integers or decimals: partials add up exactly
 )
 
-// combine is the SQL that merges partial column col.
-func (k atomKind) combine(col string) string { return "sum(" + col + ")" }
+// combine is the SQL that merges partial column col. Counts stay BIGINT, as count() is:
+// DuckDB's sum of BIGINTs is a HUGEINT, which DuckDB stores and scans several times more
+// slowly (reading one HUGEINT column of an hourly rollup cost ~0.7 ms of a 2 ms query).
+func (k atomKind) combine(col string) string {
+	if k == atomCount {
+		return "CAST(sum(" + col + ") AS BIGINT)"
+	}
+	return "sum(" + col + ")"
+}
 
 // rollupPlan is one fact's rollup layout.
 type rollupPlan struct {
