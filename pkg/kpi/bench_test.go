@@ -316,6 +316,7 @@ func BenchmarkOverviewDashboard(b *testing.B) {
 	}
 	lat.report(b)
 	b.ReportMetric(float64(peakRSSMB()), "peak-RSS-MB")
+	b.ReportMetric(float64(procStatusMB("VmRSS:")), "RSS-MB")
 }
 
 // BenchmarkFactRebuild builds the fact tables of the whole store from scratch (what a new
@@ -458,13 +459,17 @@ func benchName(s string) string {
 }
 
 // peakRSSMB is the process's peak resident set (VmHWM), 0 where /proc is missing.
-func peakRSSMB() int64 {
+func peakRSSMB() int64 { return procStatusMB("VmHWM:") }
+
+// procStatusMB reads one memory line of /proc/self/status ("VmRSS:", "VmHWM:") in MB, 0
+// where /proc is missing.
+func procStatusMB(key string) int64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
+		if strings.HasPrefix(line, key) {
 			f := strings.Fields(line)
 			if len(f) >= 2 {
 				kb, _ := strconv.ParseInt(f[1], 10, 64)

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -418,16 +419,18 @@ func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 	if _, err := conn.ExecContext(ctx, "CREATE SCHEMA "+g.schema); err != nil {
 		return err
 	}
+	start := time.Now()
 	if err := e.loadEvents(ctx, conn, g, files); err != nil {
 		cleanup()
 		return err
 	}
+	log.DefaultLogger.Debug("build step", "table", g.schema+".ev", "files", len(files), "took", time.Since(start))
 	stmts := factStatements()
 	if !e.opts.NoRollups {
 		stmts = append(stmts, rollupStatements()...)
 	}
 	for _, stmt := range stmts {
-		if _, err := conn.ExecContext(ctx, strings.ReplaceAll(stmt, "{g}", g.schema)); err != nil {
+		if err := e.buildStep(ctx, conn, strings.ReplaceAll(stmt, "{g}", g.schema)); err != nil {
 			cleanup()
 			return fmt.Errorf("build facts: %w", err)
 		}
@@ -466,14 +469,15 @@ func (e *Engine) loadEvents(ctx context.Context, conn *sql.Conn, g *generation, 
 	cols := store.ColumnList()
 	// First arrival wins: arr orders rows by file, then row. Most ids are unique, so find
 	// the few repeated ones with a hash aggregate (which can spill) and drop their later
-	// copies, instead of sorting every row by event_id.
+	// copies, instead of sorting every row by event_id. ev is not sorted: nothing reads it
+	// in order (arr says the order), and sorting every column of 100M events would spill
+	// ~40 GB of rows.
 	dedup := func(rel string) string {
 		return fmt.Sprintf(`CREATE TABLE %[1]s.ev AS
-			WITH r AS (SELECT %[2]s, CAST(_f AS BIGINT) * 1099511627776 + CAST(_r AS BIGINT) AS arr, `+keyHashes+` FROM (%[3]s)),
+			WITH r AS NOT MATERIALIZED (SELECT %[2]s, CAST(_f AS BIGINT) * 1099511627776 + CAST(_r AS BIGINT) AS arr, `+keyHashes+` FROM (%[3]s)),
 			d AS (SELECT event_id, min(arr) AS keep FROM r GROUP BY event_id HAVING count(*) > 1)
 			SELECT r.* FROM r LEFT JOIN d ON d.event_id = r.event_id
-			WHERE d.keep IS NULL OR r.arr = d.keep
-			ORDER BY r.arr`, g.schema, cols, rel)
+			WHERE d.keep IS NULL OR r.arr = d.keep`, g.schema, cols, rel)
 	}
 	if e.opts.Source == nil {
 		if err := e.generateDemo(ctx, conn, g.demoEnd); err != nil {

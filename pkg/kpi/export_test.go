@@ -69,3 +69,11 @@ func SetMaxIncrementalShare(v float64) func() {
 	maxIncrementalShare = v
 	return func() { maxIncrementalShare = old }
 }
+
+// SetSortSliceRows sets how many rows one sorted slice of a fact table holds
+// (buildstep.go), and returns a function restoring it.
+func SetSortSliceRows(v int) func() {
+	old := sortSliceRows
+	sortSliceRows = v
+	return func() { sortSliceRows = old }
+}

@@ -1,0 +1,111 @@
+package kpi
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
+)
+
+// Building the facts of a large store within memory_limit and the spill cap. DuckDB runs
+// joins, aggregates, windows and sorts out of core, but an ORDER BY spills every row it
+// sorts, uncompressed and in row format (~250-500 bytes per fact row), and the engine caps
+// its temporary files (spillLimitMB). So a statement ending in "ORDER BY <time column>"
+// whose result would outgrow the cap is run in two parts: the unsorted result first, then
+// sorted copies of consecutive time slices, each within the cap, appended in order. The
+// table is then in time order as if sorted at once (ties may differ; no query depends on
+// them). Below the cap (10M events and more) it is one sort, as before.
+
+// orderedCreate matches "CREATE TABLE <name> AS <select> ORDER BY <col>".
+var orderedCreate = regexp.MustCompile(`(?s)^\s*CREATE TABLE (\S+) AS\s(.*)\sORDER BY ([\w.]+)\s*$`)
+
+// sortRowBytes is what one fact row costs a sort's spill, generously (a wide fact row with
+// its strings).
+const sortRowBytes = 512
+
+// sortSliceRows, when set (tests), replaces the rows per slice derived from the spill cap.
+var sortSliceRows = 0
+
+// sliceRows is how many rows one sorted slice may hold: half the spill cap's worth.
+func (e *Engine) sliceRows() int64 {
+	if sortSliceRows > 0 {
+		return int64(sortSliceRows)
+	}
+	return int64(e.spillLimitMB()) << 20 / 2 / sortRowBytes
+}
+
+// buildStep runs one statement of a full build, logging what it took.
+func (e *Engine) buildStep(ctx context.Context, conn *sql.Conn, stmt string) error {
+	start := time.Now()
+	m := orderedCreate.FindStringSubmatch(stmt)
+	name := strings.Fields(stmt)[2]
+	if m == nil {
+		if _, err := conn.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
+		log.DefaultLogger.Debug("build step", "table", name, "took", time.Since(start))
+		return nil
+	}
+	table, body, col := m[1], m[2], m[3]
+	if i := strings.LastIndex(col, "."); i >= 0 {
+		col = col[i+1:] // "t.start_ts": the output column is start_ts
+	}
+	if regexp.MustCompile(`^\d+$`).MatchString(col) {
+		// ORDER BY 1: the first output column.
+		var first string
+		if err := conn.QueryRowContext(ctx, "SELECT column_name FROM (DESCRIBE "+body+") LIMIT 1").Scan(&first); err != nil {
+			return err
+		}
+		col = first
+	}
+	unsorted := table + "__unsorted"
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("CREATE TABLE %s AS %s", unsorted, body)); err != nil {
+		return err
+	}
+	defer conn.ExecContext(context.Background(), "DROP TABLE IF EXISTS "+unsorted) //nolint:errcheck
+	var rows int64
+	var lo, hi sql.NullTime
+	if err := conn.QueryRowContext(ctx, fmt.Sprintf("SELECT count(*), min(%[1]s), max(%[1]s) FROM %[2]s", col, unsorted)).Scan(&rows, &lo, &hi); err != nil {
+		return err
+	}
+	slices := 1
+	if per := e.sliceRows(); rows > per && lo.Valid && hi.Valid && hi.Time.After(lo.Time) {
+		slices = int((rows + per - 1) / per)
+	}
+	if slices == 1 {
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM %s ORDER BY %s", table, unsorted, col)); err != nil {
+			return err
+		}
+	} else {
+		// Equal time widths: events spread over time, and a skewed slice only sorts longer.
+		width := hi.Time.Sub(lo.Time) / time.Duration(slices)
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM %s WHERE false", table, unsorted)); err != nil {
+			return err
+		}
+		for i := 0; i < slices; i++ {
+			cond := fmt.Sprintf("%s >= ?", col)
+			args := []any{lo.Time.Add(time.Duration(i) * width)}
+			if i == 0 {
+				cond, args = "true", nil
+			}
+			if i < slices-1 {
+				cond += fmt.Sprintf(" AND %s < ?", col)
+				args = append(args, lo.Time.Add(time.Duration(i+1)*width))
+			}
+			q := fmt.Sprintf("INSERT INTO %s SELECT * FROM %s WHERE %s IS NOT NULL AND %s ORDER BY %s", table, unsorted, col, cond, col)
+			if _, err := conn.ExecContext(ctx, q, args...); err != nil {
+				return err
+			}
+		}
+		// Rows without a time sort last, as ORDER BY puts NULLs.
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s SELECT * FROM %s WHERE %s IS NULL", table, unsorted, col)); err != nil {
+			return err
+		}
+	}
+	log.DefaultLogger.Debug("build step", "table", table, "rows", rows, "sorted slices", slices, "took", time.Since(start))
+	return nil
+}
