@@ -35,7 +35,7 @@ func (e *Engine) sliceRows() int64 {
 	if sortSliceRows > 0 {
 		return int64(sortSliceRows)
 	}
-	return int64(e.spillLimitMB()) << 20 / 2 / sortRowBytes
+	return int64(spillLimitMB(e.opts.BuildMemoryLimitMB)) << 20 / 2 / sortRowBytes
 }
 
 // buildStep runs one statement of a full build, logging what it took.

@@ -58,7 +58,7 @@ func TestSlicedSortMatchesOneSort(t *testing.T) {
 	db := sliced.DB()
 	rows, err := db.Query(`SELECT t.schema_name, t.table_name, c.column_name FROM duckdb_tables() AS t
 		JOIN duckdb_columns() AS c ON c.table_oid = t.table_oid AND c.column_index = 1
-		WHERE t.database_name = 'facts' AND (t.table_name LIKE 'f\_%' ESCAPE '\' OR t.table_name LIKE 'r\_%' ESCAPE '\')`)
+		WHERE t.database_name = current_database() AND (t.table_name LIKE 'f\_%' ESCAPE '\' OR t.table_name LIKE 'r\_%' ESCAPE '\')`)
 	require.NoError(t, err)
 	type tbl struct{ schema, name, first string }
 	var tables []tbl

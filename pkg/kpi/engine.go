@@ -30,9 +30,14 @@ type Options struct {
 	Source *store.Source
 	// Demo configures the embedded demo store (End is ignored: it ends now).
 	Demo demo.Config
-	// MemoryLimitMB and Threads bound DuckDB (defaults 1024 and the number of CPUs).
-	MemoryLimitMB int
-	Threads       int
+	// MemoryLimitMB bounds DuckDB while it answers queries and applies increments (default
+	// 256); BuildMemoryLimitMB while it builds the facts in full (default 1024, never less
+	// than MemoryLimitMB). A full build runs in a DuckDB instance of its own, closed when it
+	// ends, so its memory is given back and the process settles at the smaller limit.
+	MemoryLimitMB      int
+	BuildMemoryLimitMB int
+	// Threads bounds DuckDB's worker threads (default: the number of CPUs).
+	Threads int
 	// MaxRows caps the rows of a raw SQL result (default 100000).
 	MaxRows int
 	// CheckEvery is the least time between two looks at the store for new segments
@@ -60,11 +65,10 @@ type Stats struct {
 	Increments int
 }
 
-// Engine answers queries from derived fact tables kept in an in-memory DuckDB. It is safe
-// for concurrent use.
+// Engine answers queries from derived fact tables kept in DuckDB files of its own. It is
+// safe for concurrent use.
 type Engine struct {
 	opts Options
-	db   *sql.DB
 
 	rebuild   sync.Mutex // one rebuild at a time
 	cur       atomic.Pointer[generation]
@@ -73,7 +77,9 @@ type Engine struct {
 	closed    atomic.Bool
 	staleErr  atomic.Pointer[error] // why the last look at the store could not rebuild
 	cache     *resultCache          // answers keyed by snapshot version (cache.go)
-	workDir   string                // private directory of the engine's DuckDB file
+	workDir   string                // private directory of the engine's DuckDB files
+	openMu    sync.Mutex
+	open      map[*sql.DB]string // every DuckDB instance open, by its file (Close closes them)
 
 	life       context.Context // builds run under it; Close cancels it
 	lifeCancel context.CancelFunc
@@ -81,10 +87,13 @@ type Engine struct {
 	building   *buildRun // the build in progress, if any
 }
 
-// generation is one snapshot of the store's facts, in its own schema. Increments update
-// the schema in place and make a new generation sharing it (and its lock).
+// generation is one snapshot of the store's facts, in its own schema of its own DuckDB
+// file. Increments update the schema in place and make a new generation sharing it (and
+// its lock).
 type generation struct {
 	schema  string
+	db      *sql.DB // the DuckDB instance serving it (its file is path)
+	path    string
 	version string
 	stats   Stats
 	inUse   *sync.RWMutex // queries hold it for reading; dropping the schema takes it for writing
@@ -97,8 +106,12 @@ type generation struct {
 // New opens an engine. The first query (or Refresh) builds the facts.
 func New(opts Options) (*Engine, error) {
 	if opts.MemoryLimitMB <= 0 {
-		opts.MemoryLimitMB = 1024
+		opts.MemoryLimitMB = DefaultMemoryLimitMB
 	}
+	if opts.BuildMemoryLimitMB <= 0 {
+		opts.BuildMemoryLimitMB = DefaultBuildMemoryLimitMB
+	}
+	opts.BuildMemoryLimitMB = max(opts.BuildMemoryLimitMB, opts.MemoryLimitMB)
 	if opts.Threads <= 0 {
 		opts.Threads = runtime.NumCPU()
 	}
@@ -120,7 +133,7 @@ func New(opts Options) (*Engine, error) {
 		src.Path = abs
 		opts.Source = &src
 	}
-	// The facts live in a DuckDB file in a private directory (removed by Close), so the
+	// The facts live in DuckDB files in a private directory (removed by Close), so the
 	// buffer manager can evict them under memory_limit instead of holding every fact of
 	// the store in RAM (docs/BENCHMARKS.md).
 	removeStaleWorkDirs()
@@ -128,21 +141,8 @@ func New(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine work directory: %w", err)
 	}
-	db, err := store.OpenDuckDB(filepath.Join(workDir, "facts.duckdb"))
-	if err != nil {
-		os.RemoveAll(workDir)
-		return nil, err
-	}
-	// Keep the connections of concurrent queries open between requests (database/sql
-	// keeps 2 idle by default, and a DuckDB connection is not free to set up).
-	db.SetMaxIdleConns(opts.Threads + 8)
-	e := &Engine{opts: opts, db: db, workDir: workDir, cache: newResultCache(cacheEntries)}
+	e := &Engine{opts: opts, workDir: workDir, cache: newResultCache(cacheEntries), open: map[*sql.DB]string{}}
 	e.life, e.lifeCancel = context.WithCancel(context.Background())
-	if err := e.lockDown(); err != nil {
-		db.Close()
-		os.RemoveAll(workDir)
-		return nil, err
-	}
 	return e, nil
 }
 
@@ -171,20 +171,67 @@ func removeStaleWorkDirs() {
 	}
 }
 
-// lockDown applies the resource limits and the sandbox (docs/SECURITY.md): no file access
-// outside the store, no spilling to disk, no extension installs or loads, settings locked
-// for every later statement.
-func (e *Engine) lockDown() error {
+// Default DuckDB memory limits (Options).
+const (
+	DefaultMemoryLimitMB      = 256
+	DefaultBuildMemoryLimitMB = 1024
+)
+
+// openDB opens the DuckDB file path as an instance of its own with memMB of memory, the
+// other resource limits and the sandbox (lockDown), and tracks it for Close.
+func (e *Engine) openDB(path string, memMB int, spill string) (*sql.DB, error) {
+	db, err := store.OpenDuckDB(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.lockDown(db, memMB, filepath.Join(e.workDir, spill)); err != nil {
+		db.Close()
+		return nil, err
+	}
+	// Keep the connections of concurrent queries open between requests (database/sql
+	// keeps 2 idle by default, and a DuckDB connection is not free to set up).
+	db.SetMaxIdleConns(e.opts.Threads + 8)
+	e.openMu.Lock()
+	e.open[db] = spill
+	e.openMu.Unlock()
+	return db, nil
+}
+
+// closeDB closes an instance openDB opened and deletes its spill directory, and its file
+// when remove is set.
+func (e *Engine) closeDB(db *sql.DB, path string, remove bool) error {
+	e.openMu.Lock()
+	spill, ok := e.open[db]
+	delete(e.open, db)
+	e.openMu.Unlock()
+	if !ok {
+		return nil // closed already (by Close)
+	}
+	err := db.Close()
+	_ = os.RemoveAll(filepath.Join(e.workDir, spill))
+	if remove {
+		for _, f := range []string{path, path + ".wal"} {
+			_ = os.Remove(f)
+		}
+	}
+	releaseFreedMemory()
+	return err
+}
+
+// lockDown applies the resource limits and the sandbox (docs/SECURITY.md) to one DuckDB
+// instance: no file access outside the store, spilling only into its private directory,
+// no extension installs or loads, settings locked for every later statement.
+func (e *Engine) lockDown(db *sql.DB, memMB int, spillDir string) error {
 	dirs, paths := sandboxPaths(e.opts.Source)
 	stmts := []string{
-		fmt.Sprintf("SET memory_limit = '%dMB'", e.opts.MemoryLimitMB),
+		fmt.Sprintf("SET memory_limit = '%dMB'", memMB),
 		fmt.Sprintf("SET threads = %d", e.opts.Threads),
 		// Spill only into the engine's private directory, which no query may read (it is
 		// not among the allowed paths), and only up to a cap: by default DuckDB would spill
 		// into the working directory up to 90 % of the disk. Building the facts of a large
 		// store needs it; a viewer's query that outgrows it fails.
-		"SET temp_directory = " + store.SQLString(filepath.Join(e.workDir, "spill")),
-		fmt.Sprintf("SET max_temp_directory_size = '%dMiB'", e.spillLimitMB()),
+		"SET temp_directory = " + store.SQLString(spillDir),
+		fmt.Sprintf("SET max_temp_directory_size = '%dMiB'", spillLimitMB(memMB)),
 		"SET autoinstall_known_extensions = false",
 		"SET autoload_known_extensions = false",
 		"SET allowed_directories = " + sqlList(dirs),
@@ -193,16 +240,16 @@ func (e *Engine) lockDown() error {
 		"SET lock_configuration = true",
 	}
 	for _, s := range stmts {
-		if _, err := e.db.Exec(s); err != nil {
+		if _, err := db.Exec(s); err != nil {
 			return fmt.Errorf("configure duckdb (%s): %w", s, err)
 		}
 	}
 	return nil
 }
 
-// spillLimitMB caps the engine's temporary files: four times its memory limit, and at
+// spillLimitMB caps an instance's temporary files: four times its memory limit, and at
 // least 16 GiB, which building the facts of a 10M-event store within 1 GB needs.
-func (e *Engine) spillLimitMB() int { return max(4*e.opts.MemoryLimitMB, 16<<10) }
+func spillLimitMB(memMB int) int { return max(4*memMB, 16<<10) }
 
 // sandboxPaths are what DuckDB may read: a store directory's segments/ and retired/; a
 // DuckDB file and its WAL (not the directory it sits in); a single Parquet file; the
@@ -235,7 +282,16 @@ func (e *Engine) Close() error {
 	e.lifeCancel() // interrupts a build in progress
 	e.rebuild.Lock()
 	defer e.rebuild.Unlock()
-	err := e.db.Close()
+	e.openMu.Lock()
+	dbs := e.open
+	e.open = map[*sql.DB]string{}
+	e.openMu.Unlock()
+	var err error
+	for db := range dbs {
+		if cerr := db.Close(); err == nil {
+			err = cerr
+		}
+	}
 	if e.workDir != "" {
 		if rerr := os.RemoveAll(e.workDir); err == nil {
 			err = rerr
@@ -244,8 +300,13 @@ func (e *Engine) Close() error {
 	return err
 }
 
-// DB gives the engine's DuckDB, for the raw SQL path.
-func (e *Engine) DB() *sql.DB { return e.db }
+// DB gives the current snapshot's DuckDB (nil before the first build), for tests.
+func (e *Engine) DB() *sql.DB {
+	if g := e.cur.Load(); g != nil {
+		return g.db
+	}
+	return nil
+}
 
 // Stats returns the current snapshot's statistics, building it if needed.
 func (e *Engine) Stats(ctx context.Context) (Stats, error) {
@@ -408,20 +469,57 @@ func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 			return err
 		}
 	}
+	// A full build gets a DuckDB file and instance of its own, with the build's memory
+	// limit; queries go on reading the previous snapshot's instance meanwhile.
 	e.nextGen++
 	g := &generation{schema: fmt.Sprintf("g%d", e.nextGen), version: version, demoEnd: demoEnd, inUse: &sync.RWMutex{}, files: files}
-	conn, err := e.db.Conn(ctx)
+	g.path = filepath.Join(e.workDir, fmt.Sprintf("facts-%s.duckdb", g.schema))
+	bdb, err := e.openDB(g.path, e.opts.BuildMemoryLimitMB, "spill-build-"+g.schema)
+	if err != nil {
+		return err
+	}
+	if err := e.buildFacts(ctx, bdb, g, files); err != nil {
+		_ = e.closeDB(bdb, g.path, true)
+		return err
+	}
+	g.db = bdb
+	if e.opts.BuildMemoryLimitMB != e.opts.MemoryLimitMB {
+		// Serve from a fresh instance with the smaller limit: closing the build's gives its
+		// memory back (its buffers, hash tables and sort runs).
+		if err := e.closeDB(bdb, g.path, false); err != nil {
+			_ = os.Remove(g.path)
+			return err
+		}
+		if g.db, err = e.openDB(g.path, e.opts.MemoryLimitMB, "spill-"+g.schema); err != nil {
+			_ = os.Remove(g.path)
+			return err
+		}
+	}
+	e.cur.Store(g)
+	e.cache.clear() // answers of older snapshots can no longer be asked for
+	if old != nil {
+		go func() {
+			old.inUse.Lock() // waits for the queries still reading it
+			_ = e.closeDB(old.db, old.path, true)
+			old.inUse.Unlock()
+		}()
+	}
+	return nil
+}
+
+// buildFacts builds generation g's schema in db: the events, the facts, the rollups and
+// the events view of raw SQL; then g's statistics.
+func (e *Engine) buildFacts(ctx context.Context, db *sql.DB, g *generation, files []store.Segment) error {
+	conn, err := db.Conn(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	cleanup := func() { _, _ = conn.ExecContext(context.Background(), "DROP SCHEMA IF EXISTS "+g.schema+" CASCADE") }
 	if _, err := conn.ExecContext(ctx, "CREATE SCHEMA "+g.schema); err != nil {
 		return err
 	}
 	start := time.Now()
 	if err := e.loadEvents(ctx, conn, g, files); err != nil {
-		cleanup()
 		return err
 	}
 	log.DefaultLogger.Debug("build step", "table", g.schema+".ev", "files", len(files), "took", time.Since(start))
@@ -431,32 +529,18 @@ func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 	}
 	for _, stmt := range stmts {
 		if err := e.buildStep(ctx, conn, strings.ReplaceAll(stmt, "{g}", g.schema)); err != nil {
-			cleanup()
 			return fmt.Errorf("build facts: %w", err)
 		}
 	}
 	var minTS, maxTS sql.NullTime
 	if err := conn.QueryRowContext(ctx, "SELECT count(*), min(ts), max(ts) FROM "+g.schema+".ev").Scan(&g.stats.Events, &minTS, &maxTS); err != nil {
-		cleanup()
 		return err
 	}
 	g.stats.MinTS, g.stats.MaxTS = minTS.Time, maxTS.Time
-	g.stats.Files, g.stats.Version, g.stats.BuiltAt = len(files), version, time.Now()
+	g.stats.Files, g.stats.Version, g.stats.BuiltAt = len(files), g.version, time.Now()
 	g.full = g.stats.Events
-	if _, err := conn.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE VIEW main.events AS SELECT %s FROM %s.ev", store.ColumnList(), g.schema)); err != nil {
-		cleanup()
-		return err
-	}
-	e.cur.Store(g)
-	e.cache.clear() // answers of older snapshots can no longer be asked for
-	if old != nil {
-		go func() {
-			old.inUse.Lock() // waits for the queries still reading it
-			_, _ = e.db.Exec("DROP SCHEMA IF EXISTS " + old.schema + " CASCADE")
-			old.inUse.Unlock()
-		}()
-	}
-	return nil
+	_, err = conn.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE VIEW main.events AS SELECT %s FROM %s.ev", store.ColumnList(), g.schema))
+	return err
 }
 
 // keyHashes are ev's integer hashes of the keys increments look events up by
@@ -468,14 +552,18 @@ const keyHashes = "hash(contact_id) AS ch, hash(conversation_id) AS vh, hash(mes
 func (e *Engine) loadEvents(ctx context.Context, conn *sql.Conn, g *generation, files []store.Segment) error {
 	cols := store.ColumnList()
 	// First arrival wins: arr orders rows by file, then row. Most ids are unique, so find
-	// the few repeated ones with a hash aggregate (which can spill) and drop their later
-	// copies, instead of sorting every row by event_id. ev is not sorted: nothing reads it
-	// in order (arr says the order), and sorting every column of 100M events would spill
-	// ~40 GB of rows.
+	// the few repeated ones and drop their later copies, instead of sorting every row by
+	// event_id. Grouping 100M distinct id strings needs more than a 256 MB memory_limit
+	// even out of core, so the repeated ids are found by their 64-bit hash first (fixed-size
+	// keys spill well), then confirmed by the ids themselves (a collision is not a
+	// duplicate). ev is not sorted: nothing reads it in order (arr says the order), and
+	// sorting every column of 100M events would spill ~40 GB of rows. r is not
+	// materialized: each use re-reads the Parquet files, only the columns it needs.
 	dedup := func(rel string) string {
 		return fmt.Sprintf(`CREATE TABLE %[1]s.ev AS
 			WITH r AS NOT MATERIALIZED (SELECT %[2]s, CAST(_f AS BIGINT) * 1099511627776 + CAST(_r AS BIGINT) AS arr, `+keyHashes+` FROM (%[3]s)),
-			d AS (SELECT event_id, min(arr) AS keep FROM r GROUP BY event_id HAVING count(*) > 1)
+			dh AS (SELECT hash(event_id) AS h FROM r GROUP BY h HAVING count(*) > 1),
+			d AS (SELECT event_id, min(arr) AS keep FROM r WHERE hash(event_id) IN (SELECT h FROM dh) GROUP BY event_id HAVING count(*) > 1)
 			SELECT r.* FROM r LEFT JOIN d ON d.event_id = r.event_id
 			WHERE d.keep IS NULL OR r.arr = d.keep`, g.schema, cols, rel)
 	}

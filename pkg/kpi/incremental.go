@@ -64,7 +64,7 @@ func (e *Engine) tryIncrement(ctx context.Context, old *generation, files []stor
 	if !ok || float64(old.added) > maxIncrementalShare*float64(max(old.full, 1)) {
 		return false, nil
 	}
-	conn, err := e.db.Conn(ctx)
+	conn, err := old.db.Conn(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -78,7 +78,7 @@ func (e *Engine) tryIncrement(ctx context.Context, old *generation, files []stor
 		log.DefaultLogger.Warn("incremental update failed; rebuilding the facts in full", "error", err)
 		return false, nil
 	}
-	g := &generation{schema: old.schema, version: version, inUse: old.inUse, files: files, full: old.full, added: old.added + added}
+	g := &generation{schema: old.schema, db: old.db, path: old.path, version: version, inUse: old.inUse, files: files, full: old.full, added: old.added + added}
 	var minTS, maxTS sql.NullTime
 	if err := conn.QueryRowContext(ctx, "SELECT count(*), min(ts), max(ts) FROM "+g.schema+".ev").Scan(&g.stats.Events, &minTS, &maxTS); err != nil {
 		return true, err

@@ -38,11 +38,11 @@ func (e *Engine) runSQL(ctx context.Context, g *generation, r Request) (data.Fra
 	if err != nil {
 		return nil, BadQuery("%v", err)
 	}
-	if err := e.checkReadOnly(ctx, text); err != nil {
+	if err := checkReadOnly(ctx, g.db, text); err != nil {
 		return nil, err
 	}
 	maxRows := e.opts.MaxRows
-	rows, err := e.db.QueryContext(ctx, fmt.Sprintf(sqlWrapper, e.resultBytes(), e.resultBytes()>>20, maxRows+1), text)
+	rows, err := g.db.QueryContext(ctx, fmt.Sprintf(sqlWrapper, e.resultBytes(), e.resultBytes()>>20, maxRows+1), text)
 	if err != nil {
 		return nil, e.sqlError(ctx, err)
 	}
@@ -108,9 +108,9 @@ func (e *Engine) sqlError(ctx context.Context, err error) error {
 
 // checkReadOnly asks DuckDB's parser (json_serialize_sql serialises SELECT statements only)
 // whether the text is exactly one SELECT. Nothing is executed.
-func (e *Engine) checkReadOnly(ctx context.Context, text string) error {
+func checkReadOnly(ctx context.Context, db *sql.DB, text string) error {
 	var out string
-	if err := e.db.QueryRowContext(ctx, "SELECT CAST(json_serialize_sql(?::VARCHAR) AS VARCHAR)", text).Scan(&out); err != nil {
+	if err := db.QueryRowContext(ctx, "SELECT CAST(json_serialize_sql(?::VARCHAR) AS VARCHAR)", text).Scan(&out); err != nil {
 		return fmt.Errorf("check raw SQL: %w", err)
 	}
 	var parsed struct {

@@ -288,9 +288,10 @@ func TestSettingsLocked(t *testing.T) {
 		assert.NotContains(t, dirs, ".tmp", "the temp directory is not readable")
 		// Spilling only into the engine's private directory, capped at max(4 × memory_limit, 16 GiB)
 		// (300 MB here). DuckDB lets queries read its own spill directory and database file
-		// (derived from the same store's events), but nothing next to them.
+		// (derived from the same store's events), but nothing next to them. Each snapshot's
+		// DuckDB instance spills into a directory of its own (spill-g<n>).
 		tmp := s.scalar(t, "SELECT current_setting('temp_directory')::VARCHAR")
-		assert.Regexp(t, `/blueticks-engine-[0-9]+-[0-9]+/spill$`, tmp)
+		assert.Regexp(t, `/blueticks-engine-[0-9]+-[0-9]+/spill-g[0-9]+$`, tmp)
 		assert.Contains(t, s.scalar(t, "SELECT current_setting('max_temp_directory_size')::VARCHAR"), "16.0 GiB")
 		_, err := s.sql(context.Background(), "SELECT * FROM glob("+store.SQLString(filepath.Join(filepath.Dir(filepath.Dir(tmp)), "*"))+")")
 		assert.Error(t, err, "the folder around the engine's directory is not listable")

@@ -111,7 +111,7 @@ func (e *Engine) aggregate(ctx context.Context, g *generation, q *Query, metrics
 		}
 		text, args := spec.sql()
 		res.sql = append(res.sql, text)
-		rows, err := e.db.QueryContext(ctx, text, args...)
+		rows, err := g.db.QueryContext(ctx, text, args...)
 		if err != nil {
 			return res, err
 		}

@@ -19,6 +19,7 @@ type Settings struct {
 	StorePath            string `json:"storePath"`
 	QueryTimeoutSeconds  int    `json:"queryTimeoutSeconds"`
 	MemoryLimitMB        int    `json:"memoryLimitMB"`
+	BuildMemoryLimitMB   int    `json:"buildMemoryLimitMB"`
 	Threads              int    `json:"threads"`
 	MaxRows              int    `json:"maxRows"`
 	MaxConcurrentQueries int    `json:"maxConcurrentQueries"`
@@ -44,7 +45,8 @@ func (Secrets) GoString() string { return "models.Secrets{[redacted]}" }
 // Defaults and limits.
 const (
 	DefaultQueryTimeout  = 30
-	DefaultMemoryLimitMB = 1024
+	DefaultMemoryLimitMB = 256  // while answering queries
+	DefaultBuildMemory   = 1024 // while building the facts in full
 	DefaultMaxRows       = 100_000
 	DefaultMaxConcurrent = 4
 	DefaultDemoEvents    = 300_000
@@ -93,6 +95,7 @@ func (s *Settings) applyDefaults() error {
 	}{
 		{"queryTimeoutSeconds", &s.QueryTimeoutSeconds, DefaultQueryTimeout, MaxQueryTimeout},
 		{"memoryLimitMB", &s.MemoryLimitMB, DefaultMemoryLimitMB, MaxMemoryLimitMB},
+		{"buildMemoryLimitMB", &s.BuildMemoryLimitMB, DefaultBuildMemory, MaxMemoryLimitMB},
 		{"threads", &s.Threads, runtime.NumCPU(), 256},
 		{"maxRows", &s.MaxRows, DefaultMaxRows, MaxRowsLimit},
 		{"maxConcurrentQueries", &s.MaxConcurrentQueries, DefaultMaxConcurrent, MaxConcurrentLimit},

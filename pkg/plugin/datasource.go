@@ -91,10 +91,11 @@ func (d *Datasource) getEngine() (*kpi.Engine, error) {
 		return d.engine, nil
 	}
 	opts := kpi.Options{
-		MemoryLimitMB: d.settings.MemoryLimitMB,
-		Threads:       d.settings.Threads,
-		MaxRows:       d.settings.MaxRows,
-		Demo:          demo.Config{Events: d.settings.DemoEvents, Days: 90, Seed: 1},
+		MemoryLimitMB:      d.settings.MemoryLimitMB,
+		BuildMemoryLimitMB: d.settings.BuildMemoryLimitMB,
+		Threads:            d.settings.Threads,
+		MaxRows:            d.settings.MaxRows,
+		Demo:               demo.Config{Events: d.settings.DemoEvents, Days: 90, Seed: 1},
 	}
 	if d.settings.StorePath != "" {
 		if err := checkFileKind(d.settings.StorePath); err != nil {
