@@ -121,6 +121,7 @@ export interface BlueTicksOptions extends DataSourceJsonData {
   storePath?: string;
   queryTimeoutSeconds?: number;
   memoryLimitMB?: number;
+  buildMemoryLimitMB?: number;
   threads?: number;
   maxRows?: number;
   maxConcurrentQueries?: number;
@@ -131,7 +132,13 @@ export interface BlueTicksSecureOptions {
   hashKey?: string;
 }
 
-export type LimitKey = 'queryTimeoutSeconds' | 'memoryLimitMB' | 'threads' | 'maxRows' | 'maxConcurrentQueries';
+export type LimitKey =
+  | 'queryTimeoutSeconds'
+  | 'memoryLimitMB'
+  | 'buildMemoryLimitMB'
+  | 'threads'
+  | 'maxRows'
+  | 'maxConcurrentQueries';
 
 export interface LimitDef {
   key: LimitKey;
@@ -153,7 +160,14 @@ export const LIMITS: LimitDef[] = [
   {
     key: 'memoryLimitMB',
     label: 'Memory limit (MB)',
-    description: 'DuckDB memory limit for this data source.',
+    description: 'DuckDB memory limit while answering queries.',
+    placeholder: '256',
+    max: 1048576,
+  },
+  {
+    key: 'buildMemoryLimitMB',
+    label: 'Build memory limit (MB)',
+    description: 'DuckDB memory limit while building the facts of the whole store (given back afterwards).',
     placeholder: '1024',
     max: 1048576,
   },

@@ -245,7 +245,7 @@ test('config editor: fields, an invalid limit, Save & test with the health messa
   await expect(page.getByText('Hash key', { exact: true })).toBeVisible();
   await expect(page.getByTestId(C.limit('queryTimeoutSeconds'))).toHaveValue('30');
   await expect(page.getByTestId(C.limit('maxRows'))).toHaveValue(String(before.jsonData.maxRows ?? ''));
-  for (const key of ['memoryLimitMB', 'threads', 'maxConcurrentQueries']) {
+  for (const key of ['memoryLimitMB', 'buildMemoryLimitMB', 'threads', 'maxConcurrentQueries']) {
     await expect(page.getByTestId(C.limit(key))).toHaveValue('');
   }
 
