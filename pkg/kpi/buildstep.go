@@ -20,6 +20,64 @@ import (
 // table is then in time order as if sorted at once (ties may differ; no query depends on
 // them). Below the cap (10M events and more) it is one sort, as before.
 
+// Joins with a big build side (tens of millions of message rows with their string
+// dimensions) need more memory than an external hash join can work in at 100M events. A
+// statement marks them with {part:<key expression>} conditions: it then runs in hash
+// partitions (a "grace" hash join spelled out), each condition becoming
+// hash(<key>) % n = i, the first partition creating the table and the others appending.
+// Rows meeting on equal keys fall in the same partition, so the union of the partitions
+// is the statement's result; hash(NULL) is a value, so NULL keys land in one partition.
+var partMarker = regexp.MustCompile(`\{part:([^}]*)\}`)
+
+// partitioned gives stmt for partition i of n (n 1: the whole result).
+func partitioned(stmt string, i, n int) string {
+	if n <= 1 {
+		return partMarker.ReplaceAllString(stmt, "true")
+	}
+	return partMarker.ReplaceAllString(stmt, fmt.Sprintf("(hash($1) %% %d = %d)", n, i))
+}
+
+// partitionRows is how many events one partition of a partitioned step covers per MB of
+// the build's memory limit (10M events at 1 GB: one partition up to 10M events).
+const partitionRows = 10_000
+
+// partitions is the number of partitions for a store of events events.
+func (e *Engine) partitions(events int64) int {
+	per := int64(partitionRows * e.opts.BuildMemoryLimitMB)
+	if forcedPartitions > 0 {
+		return forcedPartitions
+	}
+	return int(max(1, (events+per-1)/per))
+}
+
+// forcedPartitions, when set (tests), replaces the number of partitions.
+var forcedPartitions = 0
+
+// execPartitioned runs a CREATE TABLE <name> AS <select> statement in n partitions.
+func execPartitioned(ctx context.Context, conn *sql.Conn, stmt string, n int) error {
+	if n <= 1 || !partMarker.MatchString(stmt) {
+		_, err := conn.ExecContext(ctx, partitioned(stmt, 0, 1))
+		return err
+	}
+	m := createAs.FindStringSubmatch(stmt)
+	if m == nil {
+		return fmt.Errorf("partitioned statement is not CREATE TABLE ... AS: %.60s", stmt)
+	}
+	for i := 0; i < n; i++ {
+		s := partitioned(stmt, i, n)
+		if i > 0 {
+			s = fmt.Sprintf("INSERT INTO %s %s", m[1], partitioned(m[2], i, n))
+		}
+		if _, err := conn.ExecContext(ctx, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createAs matches "CREATE TABLE <name> AS <select>".
+var createAs = regexp.MustCompile(`(?s)^\s*CREATE TABLE (\S+) AS\s(.*)$`)
+
 // orderedCreate matches "CREATE TABLE <name> AS <select> ORDER BY <col>".
 var orderedCreate = regexp.MustCompile(`(?s)^\s*CREATE TABLE (\S+) AS\s(.*)\sORDER BY ([\w.]+)\s*$`)
 
@@ -38,16 +96,20 @@ func (e *Engine) sliceRows() int64 {
 	return int64(spillLimitMB(e.opts.BuildMemoryLimitMB)) << 20 / 2 / sortRowBytes
 }
 
-// buildStep runs one statement of a full build, logging what it took.
-func (e *Engine) buildStep(ctx context.Context, conn *sql.Conn, stmt string) error {
+// buildStep runs one statement of a full build in parts partitions (for the statements
+// marked with {part:...}), logging what it took.
+func (e *Engine) buildStep(ctx context.Context, conn *sql.Conn, stmt string, parts int) error {
 	start := time.Now()
 	m := orderedCreate.FindStringSubmatch(stmt)
 	name := strings.Fields(stmt)[2]
+	if !partMarker.MatchString(stmt) {
+		parts = 1
+	}
 	if m == nil {
-		if _, err := conn.ExecContext(ctx, stmt); err != nil {
+		if err := execPartitioned(ctx, conn, stmt, parts); err != nil {
 			return err
 		}
-		log.DefaultLogger.Debug("build step", "table", name, "took", time.Since(start))
+		log.DefaultLogger.Debug("build step", "table", name, "partitions", parts, "took", time.Since(start))
 		return nil
 	}
 	table, body, col := m[1], m[2], m[3]
@@ -63,7 +125,7 @@ func (e *Engine) buildStep(ctx context.Context, conn *sql.Conn, stmt string) err
 		col = first
 	}
 	unsorted := table + "__unsorted"
-	if _, err := conn.ExecContext(ctx, fmt.Sprintf("CREATE TABLE %s AS %s", unsorted, body)); err != nil {
+	if err := execPartitioned(ctx, conn, fmt.Sprintf("CREATE TABLE %s AS %s", unsorted, body), parts); err != nil {
 		return err
 	}
 	defer conn.ExecContext(context.Background(), "DROP TABLE IF EXISTS "+unsorted) //nolint:errcheck
@@ -106,6 +168,6 @@ func (e *Engine) buildStep(ctx context.Context, conn *sql.Conn, stmt string) err
 			return err
 		}
 	}
-	log.DefaultLogger.Debug("build step", "table", table, "rows", rows, "sorted slices", slices, "took", time.Since(start))
+	log.DefaultLogger.Debug("build step", "table", table, "rows", rows, "partitions", parts, "sorted slices", slices, "took", time.Since(start))
 	return nil
 }

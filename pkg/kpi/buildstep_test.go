@@ -16,8 +16,9 @@ import (
 )
 
 // TestSlicedSortMatchesOneSort builds the same store twice: once sorting each fact table
-// at once, once in many time slices (as a store too large for memory_limit is built), and
-// requires the same answers and every fact and rollup table in time order.
+// at once and joining in one go, once in many time slices and hash partitions (as a store
+// too large for memory is built), and requires the same answers and every fact and rollup
+// table in time order.
 func TestSlicedSortMatchesOneSort(t *testing.T) {
 	seed := time.Now().UnixNano()
 	t.Logf("seed %d", seed)
@@ -48,6 +49,7 @@ func TestSlicedSortMatchesOneSort(t *testing.T) {
 	require.NoError(t, one.Refresh(context.Background()))
 
 	restore := kpi.SetSortSliceRows(64) // from 4 (f_conv) to ~70 (f_evt) slices
+	defer kpi.SetPartitions(3)()
 	sliced, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 512})
 	require.NoError(t, err)
 	defer sliced.Close()

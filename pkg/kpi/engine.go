@@ -527,8 +527,13 @@ func (e *Engine) buildFacts(ctx context.Context, db *sql.DB, g *generation, file
 	if !e.opts.NoRollups {
 		stmts = append(stmts, rollupStatements()...)
 	}
+	var events int64
+	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM "+g.schema+".ev").Scan(&events); err != nil {
+		return err
+	}
+	parts := e.partitions(events)
 	for _, stmt := range stmts {
-		if err := e.buildStep(ctx, conn, strings.ReplaceAll(stmt, "{g}", g.schema)); err != nil {
+		if err := e.buildStep(ctx, conn, strings.ReplaceAll(stmt, "{g}", g.schema), parts); err != nil {
 			return fmt.Errorf("build facts: %w", err)
 		}
 	}

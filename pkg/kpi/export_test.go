@@ -77,3 +77,11 @@ func SetSortSliceRows(v int) func() {
 	sortSliceRows = v
 	return func() { sortSliceRows = old }
 }
+
+// SetPartitions forces the number of hash partitions of the partitioned build steps
+// (buildstep.go), and returns a function restoring it.
+func SetPartitions(n int) func() {
+	old := forcedPartitions
+	forcedPartitions = n
+	return func() { forcedPartitions = old }
+}

@@ -126,37 +126,68 @@ func factStatements() []string {
 
 		// f_evt: every event at its own time, with message dimensions it lacks taken from the
 		// message it is about (statuses) or credited to; plus one _delivery row per message
-		// at its earliest delivery (also for statuses whose sent is not stored).
+		// at its earliest delivery (also for statuses whose sent is not stored). Built in
+		// narrow steps, each join in hash partitions ({part:key}, buildstep.go): one chain of
+		// joins over the wide event rows outgrows memory and the spill cap at 100M events.
+		// evt_t: the message each event takes dimensions from (credited, else its own).
+		`CREATE TABLE {g}.evt_t AS
+		SELECT e.event_id, e.contact_id,
+		       CASE WHEN c.event_id IS NOT NULL THEN c.credited ELSE e.message_id END AS tm
+		FROM {g}.ev AS e LEFT JOIN {g}.credit AS c ON c.event_id = e.event_id
+		-- Message rows and statuses live in f_msg; here they would only add empty groups.
+		WHERE e.type NOT IN ('sent', 'delivered', 'read', 'failed')`,
+		// evt_dim: per event, its message's dimensions and its contact's first inbound message.
+		`CREATE TABLE {g}.evt_dim AS
+		SELECT t.event_id, ` + own("m", messageDims) + `, recv.first_recv_ts
+		FROM {g}.evt_t AS t
+		LEFT JOIN (SELECT * FROM {g}.msg WHERE {part:message_id}) AS m ON m.message_id = t.tm
+		LEFT JOIN {g}.recv AS recv ON recv.contact_id = t.contact_id
+		-- Events without a message spread by their own id: one partition holding all of
+		-- them (hash(NULL)) outgrows memory.
+		WHERE {part:coalesce(t.tm, t.event_id)}`,
+		`DROP TABLE {g}.evt_t`,
 		`CREATE TABLE {g}.f_evt AS
 		SELECT e.event_id, CAST(NULL AS VARCHAR) AS message_id, e.type, e.ts, e.contact_id, e.conversation_id, e.value,
 		       ` + inherit("e", "m") + `,
 		       e.agent_id, e.sender, e.message_type, e.currency, CAST(e.error_code AS VARCHAR) AS error_code, e.step,
-		       recv.first_recv_ts
-		FROM {g}.ev AS e
-		LEFT JOIN {g}.credit AS c ON c.event_id = e.event_id
-		LEFT JOIN {g}.msg AS m ON m.message_id = CASE WHEN c.event_id IS NOT NULL THEN c.credited ELSE e.message_id END
-		LEFT JOIN {g}.recv AS recv ON recv.contact_id = e.contact_id
-		-- Message rows and statuses live in f_msg; here they would only add empty groups.
-		WHERE e.type NOT IN ('sent', 'delivered', 'read', 'failed')
+		       m.first_recv_ts
+		FROM (SELECT * FROM {g}.ev WHERE {part:event_id}) AS e
+		JOIN (SELECT * FROM {g}.evt_dim WHERE {part:event_id}) AS m ON m.event_id = e.event_id
 		UNION ALL
-		SELECT NULL AS event_id, coalesce(st.message_id, fm.message_id) AS message_id,
-		       '_delivery' AS type, coalesce(st.deliv_ts, fm.first_deliv_ts) AS ts,
+		-- f_msg's first delivery is the status's when there is one.
+		SELECT NULL AS event_id, fm.message_id, '_delivery' AS type, fm.first_deliv_ts AS ts,
 		       fm.contact_id, fm.conversation_id, NULL AS value,
 		       ` + own("fm", messageDims) + `,
 		       fm.agent_id, fm.sender, fm.message_type, fm.currency, NULL AS error_code, NULL AS step,
 		       NULL AS first_recv_ts
-		FROM {g}.st AS st FULL OUTER JOIN {g}.f_msg AS fm ON fm.message_id = st.message_id
-		WHERE coalesce(st.deliv_ts, fm.first_deliv_ts) IS NOT NULL
+		FROM {g}.f_msg AS fm WHERE fm.first_deliv_ts IS NOT NULL AND {part:fm.message_id}
+		UNION ALL
+		SELECT NULL, st.message_id, '_delivery', st.deliv_ts,
+		       NULL, NULL, NULL, ` + strings.TrimSuffix(strings.Repeat("NULL, ", len(messageDims)), ", ") + `,
+		       NULL, NULL, NULL, NULL, NULL, NULL, NULL
+		FROM {g}.st AS st
+		WHERE st.deliv_ts IS NOT NULL AND {part:st.message_id}
+		  AND NOT EXISTS (SELECT 1 FROM {g}.msg AS m WHERE m.message_id = st.message_id)
 		ORDER BY ts`,
+		`DROP TABLE {g}.evt_dim`,
 
 		// f_conv: one row per conversation at its opening time with the opening row's
 		// dimensions. The agent of the first agent message answers for response times, the
 		// agent of the first resolved row for resolution.
-		`CREATE TABLE {g}.f_conv AS
-		WITH op AS (
+		// conv_op: each conversation's opening row (a table, not a CTE used three times:
+		// DuckDB holds such a CTE's rows while the joins run, past memory at 100M events).
+		// It takes the dimensions it lacks from the message it names, here, in a join of
+		// its own.
+		`CREATE TABLE {g}.conv_op AS
+		WITH o AS (
 			SELECT * FROM {g}.ev WHERE type = 'conversation_opened'
 			QUALIFY row_number() OVER (PARTITION BY conversation_id ORDER BY ts, arr) = 1
-		),
+		)
+		SELECT o.conversation_id, o.ts, o.contact_id, ` + inherit("o", "m") + `,
+		       o.agent_id, o.sender, o.message_type, o.currency
+		FROM o LEFT JOIN {g}.msg AS m ON m.message_id = coalesce(o.reply_to, o.message_id)`,
+		`CREATE TABLE {g}.f_conv AS
+		WITH op AS NOT MATERIALIZED (SELECT * FROM {g}.conv_op),
 		agent_msg AS (
 			SELECT m.conversation_id, m.send_ts, m.agent_id
 			FROM {g}.msg AS m JOIN op ON op.conversation_id = m.conversation_id
@@ -186,7 +217,7 @@ func factStatements() []string {
 			GROUP BY conversation_id
 		)
 		SELECT op.conversation_id, op.ts AS opened_ts, op.contact_id,
-		       ` + inherit("op", "m") + `,
+		       ` + own("op", messageDims) + `,
 		       coalesce(op.agent_id, frt.frt_agent, res.res_agent) AS agent_id,
 		       op.sender, op.message_type, op.currency, CAST(NULL AS VARCHAR) AS error_code, CAST(NULL AS VARCHAR) AS step,
 		       frt.frt_s, frt.frt_agent,
@@ -195,11 +226,11 @@ func factStatements() []string {
 		       coalesce(flags.abandoned, false) AS abandoned,
 		       (res.res_sender = 'bot' AND NOT coalesce(flags.escalated, false)) AS self_resolved
 		FROM op
-		LEFT JOIN {g}.msg AS m ON m.message_id = coalesce(op.reply_to, op.message_id)
 		LEFT JOIN frt ON frt.conversation_id = op.conversation_id
 		LEFT JOIN res ON res.conversation_id = op.conversation_id
 		LEFT JOIN flags ON flags.conversation_id = op.conversation_id
 		ORDER BY opened_ts`,
+		`DROP TABLE {g}.conv_op`,
 
 		// f_turn: customer turns. Consecutive inbound messages of a conversation form one
 		// turn from the first; the next bot or agent message answers it (campaign messages

@@ -211,7 +211,7 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		case strings.Contains(stmt, "{g}.f_quality AS"):
 			continue
 		}
-		if _, err := conn.ExecContext(ctx, strings.ReplaceAll(stmt, "{g}", inc)); err != nil {
+		if _, err := conn.ExecContext(ctx, partitioned(strings.ReplaceAll(stmt, "{g}", inc), 0, 1)); err != nil {
 			return 0, fmt.Errorf("update facts: %w", err)
 		}
 	}
