@@ -533,7 +533,7 @@ func (e *Engine) buildFacts(ctx context.Context, db *sql.DB, g *generation, file
 	}
 	parts := e.partitions(events)
 	for _, stmt := range stmts {
-		if err := e.buildStep(ctx, conn, strings.ReplaceAll(stmt, "{g}", g.schema), parts); err != nil {
+		if err := e.buildStep(ctx, conn, strings.ReplaceAll(stmt, "{g}", g.schema), events, parts); err != nil {
 			return fmt.Errorf("build facts: %w", err)
 		}
 	}
