@@ -40,8 +40,9 @@ type Options struct {
 	Threads int
 	// MaxRows caps the rows of a raw SQL result (default 100000).
 	MaxRows int
-	// CheckEvery is the least time between two looks at the store for new segments
-	// (default 1 s): new events are visible within about this much after they land.
+	// CheckEvery is how often the engine looks at the store for new segments, in the
+	// background once the first snapshot exists and on queries (default 1 s): new events
+	// are visible about this much plus the time to apply them after they land.
 	CheckEvery time.Duration
 	// DemoRefresh is how often the embedded demo store is regenerated up to now (default 10 min).
 	DemoRefresh time.Duration
@@ -143,7 +144,31 @@ func New(opts Options) (*Engine, error) {
 	}
 	e := &Engine{opts: opts, workDir: workDir, cache: newResultCache(cacheEntries), open: map[*sql.DB]string{}}
 	e.life, e.lifeCancel = context.WithCancel(context.Background())
+	go e.watch()
 	return e, nil
+}
+
+// watch looks at the store every CheckEvery (at least every 100 ms) once the first snapshot
+// exists, so new segments are applied in the background: a query then finds the events
+// acknowledged a few seconds earlier, even if no query came in between (an alert rule
+// evaluated every minute would otherwise see them one evaluation late). The first build
+// waits for the first query.
+func (e *Engine) watch() {
+	if e.opts.Source == nil {
+		return // the embedded demo store is regenerated on queries (DemoRefresh)
+	}
+	t := time.NewTicker(max(e.opts.CheckEvery, 100*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-e.life.Done():
+			return
+		case <-t.C:
+			if e.cur.Load() != nil && time.Now().UnixNano()-e.lastCheck.Load() >= int64(e.opts.CheckEvery) {
+				_ = e.build(e.life, false) // errors keep the last snapshot; the health check shows them
+			}
+		}
+	}
 }
 
 // removeStaleWorkDirs deletes the work directories of engines whose process is gone (a

@@ -85,3 +85,12 @@ func SetPartitions(n int) func() {
 	forcedPartitions = n
 	return func() { forcedPartitions = old }
 }
+
+// SnapshotEvents is the current snapshot's event count, read without looking at the store
+// (Stats looks at it first).
+func SnapshotEvents(e *Engine) int64 {
+	if g := e.cur.Load(); g != nil {
+		return g.stats.Events
+	}
+	return -1
+}

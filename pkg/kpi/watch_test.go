@@ -1,0 +1,51 @@
+package kpi_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/events"
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/kpi"
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/store"
+)
+
+// TestNewSegmentsAppliedWithoutQueries: once the first snapshot exists, the engine applies
+// new segments in the background, so the next query (an alert rule's, a minute later)
+// answers with them instead of starting the update then.
+func TestNewSegmentsAppliedWithoutQueries(t *testing.T) {
+	dir := t.TempDir()
+	w, err := store.OpenWriter(dir)
+	require.NoError(t, err)
+	defer w.Close()
+	batch := func(prefix string, n int) []events.Event {
+		out := make([]events.Event, n)
+		for i := range out {
+			out[i] = sent(prefix+string(rune('a'+i)), day(0, 9, i), "c1")
+		}
+		return out
+	}
+	_, err = w.Append(context.Background(), batch("m1", 5), store.AppendOptions{})
+	require.NoError(t, err)
+	src, err := store.OpenSource(dir)
+	require.NoError(t, err)
+	e, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 128, CheckEvery: 200 * time.Millisecond})
+	require.NoError(t, err)
+	defer e.Close()
+	require.Equal(t, int64(-1), kpi.SnapshotEvents(e), "no build before the first query")
+	require.NoError(t, e.Refresh(context.Background()))
+	require.Equal(t, int64(5), kpi.SnapshotEvents(e))
+
+	_, err = w.Append(context.Background(), batch("m2", 3), store.AppendOptions{})
+	require.NoError(t, err)
+	deadline := time.Now().Add(15 * time.Second)
+	for kpi.SnapshotEvents(e) != 8 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Equal(t, int64(8), kpi.SnapshotEvents(e), "the new segment was not applied in the background")
+	st, err := e.Stats(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 1, st.Increments)
+}
