@@ -43,10 +43,10 @@ const partitionRows = 10_000
 
 // partitions is the number of partitions for a store of events events.
 func (e *Engine) partitions(events int64) int {
-	per := int64(partitionRows * e.opts.BuildMemoryLimitMB)
 	if forcedPartitions > 0 {
 		return forcedPartitions
 	}
+	per := int64(partitionRows * e.opts.BuildMemoryLimitMB)
 	return int(max(1, (events+per-1)/per))
 }
 
@@ -77,6 +77,9 @@ func execPartitioned(ctx context.Context, conn *sql.Conn, stmt string, n int) er
 
 // createAs matches "CREATE TABLE <name> AS <select>".
 var createAs = regexp.MustCompile(`(?s)^\s*CREATE TABLE (\S+) AS\s(.*)$`)
+
+// position matches an ORDER BY by output position ("ORDER BY 1").
+var position = regexp.MustCompile(`^\d+$`)
 
 // orderedCreate matches "CREATE TABLE <name> AS <select> ORDER BY <col>".
 var orderedCreate = regexp.MustCompile(`(?s)^\s*CREATE TABLE (\S+) AS\s(.*)\sORDER BY ([\w.]+)\s*$`)
@@ -121,7 +124,7 @@ func (e *Engine) buildStep(ctx context.Context, conn *sql.Conn, stmt string, eve
 	if i := strings.LastIndex(col, "."); i >= 0 {
 		col = col[i+1:] // "t.start_ts": the output column is start_ts
 	}
-	if regexp.MustCompile(`^\d+$`).MatchString(col) {
+	if position.MatchString(col) {
 		// ORDER BY 1: the first output column.
 		var first string
 		if err := conn.QueryRowContext(ctx, "SELECT column_name FROM (DESCRIBE "+body+") LIMIT 1").Scan(&first); err != nil {

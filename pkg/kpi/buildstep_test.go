@@ -3,14 +3,11 @@ package kpi_test
 import (
 	"context"
 	"fmt"
-	"math/rand"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/demo"
-	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/events"
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/kpi"
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/store"
 )
@@ -20,16 +17,8 @@ import (
 // too large for memory is built), and requires the same answers and every fact and rollup
 // table in time order.
 func TestSlicedSortMatchesOneSort(t *testing.T) {
-	seed := time.Now().UnixNano()
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewSource(seed))
-	end := time.Date(2026, 3, 30, 13, 17, 0, 0, time.UTC)
-	var all []events.Event
-	require.NoError(t, demo.Generate(demo.Config{Events: 8_000, Days: 10, Seed: rng.Int63(), End: end}, func(e *events.Event) error {
-		all = append(all, e.Clone())
-		return nil
-	}))
-	all = append(all, messyEvents(rng, end.AddDate(0, 0, -10), 10, 1000)...)
+	rng, end := seededRand(t), time.Date(2026, 3, 30, 13, 17, 0, 0, time.UTC)
+	all := append(demoEvents(t, rng, 8_000, end), messyEvents(rng, end.AddDate(0, 0, -10), 10, 1000)...)
 	dir := t.TempDir()
 	w, err := store.OpenWriter(dir)
 	require.NoError(t, err)

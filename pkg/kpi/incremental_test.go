@@ -15,21 +15,31 @@ import (
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/store"
 )
 
+// seededRand is a random source with a fresh seed, logged so a failure can be replayed.
+func seededRand(t *testing.T) *rand.Rand {
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	return rand.New(rand.NewSource(seed))
+}
+
+// demoEvents are n events of the demo generator over the 10 days before end.
+func demoEvents(t *testing.T, rng *rand.Rand, n int, end time.Time) []events.Event {
+	var all []events.Event
+	require.NoError(t, demo.Generate(demo.Config{Events: n, Days: 10, Seed: rng.Int63(), End: end}, func(e *events.Event) error {
+		all = append(all, e.Clone())
+		return nil
+	}))
+	return all
+}
+
 // TestIncrementsMatchFullBuild feeds a store to an engine segment by segment (each new
 // segment updates the snapshot in place) and requires every answer to equal a full build
 // of the same store, after every few segments. The events are the demo generator's (late
 // statuses, duplicates, replies, conversions, conversations) split at random points, plus
 // random messy ones, including re-sent duplicates of earlier events.
 func TestIncrementsMatchFullBuild(t *testing.T) {
-	seed := time.Now().UnixNano()
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewSource(seed))
-	end := time.Date(2026, 3, 30, 13, 17, 0, 0, time.UTC)
-	var all []events.Event
-	require.NoError(t, demo.Generate(demo.Config{Events: 12_000, Days: 10, Seed: rng.Int63(), End: end}, func(e *events.Event) error {
-		all = append(all, e.Clone())
-		return nil
-	}))
+	rng, end := seededRand(t), time.Date(2026, 3, 30, 13, 17, 0, 0, time.UTC)
+	all := demoEvents(t, rng, 12_000, end)
 	messy := messyEvents(rng, end.AddDate(0, 0, -10), 10, 1500)
 	for _, m := range messy { // spread through the arrivals
 		i := rng.Intn(len(all))
