@@ -118,13 +118,28 @@ fi
 if [[ -n ${GRAFANA_EXTRA_INI:-} ]]; then cat "$GRAFANA_EXTRA_INI" >> "$DATA/grafana.ini"; fi
 
 began=$(date +%s%N)
-setsid "$BIN" server --homepath "$HOMEPATH" --config "$DATA/grafana.ini" > "$DATA/grafana.log" 2>&1 < /dev/null &
-echo $! > "$DATA/grafana.pid"
+start() {
+  setsid "$BIN" server --homepath "$HOMEPATH" --config "$DATA/grafana.ini" > "$DATA/grafana.log" 2>&1 < /dev/null &
+  echo $! > "$DATA/grafana.pid"
+}
+start
 
 URL=http://127.0.0.1:$PORT
 deadline=$(( $(date +%s) + ${GRAFANA_START_TIMEOUT:-120} ))
+retried=
 while (( $(date +%s) < deadline )); do
   if ! kill -0 "$(cat "$DATA/grafana.pid")" 2> /dev/null; then
+    # Grafana 10.0 sometimes fails its very first start on a new database with
+    # "failed to create default organization: UNIQUE constraint failed: org.id" (a race
+    # in its own start-up, grafana/grafana#68644): start once more on a fresh database.
+    if [[ -z $retried ]] && grep -q 'failed to create default organization' "$DATA/grafana.log"; then
+      retried=1
+      say "Grafana hit its default-organization start-up race; starting it once more on a fresh database"
+      mv "$DATA/grafana.log" "$DATA/grafana.first-start.log"
+      rm -f "$DATA/grafana.db"
+      start
+      continue
+    fi
     say "Grafana exited; the end of $DATA/grafana.log:"
     tail -30 "$DATA/grafana.log" >&2
     exit 1
