@@ -88,12 +88,5 @@ func TestSlicedSortMatchesOneSort(t *testing.T) {
 		`{"queryType":"funnel","groupBy":["variant"]}`,
 	}
 	from, to := end.AddDate(0, 0, -11), end.Add(time.Hour)
-	for _, q := range queries {
-		req := kpi.Request{Query: mustQuery(t, q), From: from, To: to, Interval: time.Hour, MaxDataPoints: 2000}
-		want, err := one.Run(context.Background(), req)
-		require.NoError(t, err, q)
-		got, err := sliced.Run(context.Background(), req)
-		require.NoError(t, err, q)
-		requireSameFrames(t, q, want, got)
-	}
+	requireSameAnswers(t, "", queries, from, to, one, sliced)
 }

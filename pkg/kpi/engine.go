@@ -6,7 +6,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/duckdb/duckdb-go/v2"
+	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
 
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/demo"
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/events"
@@ -80,7 +80,7 @@ type Engine struct {
 	cache     *resultCache          // answers keyed by snapshot version (cache.go)
 	workDir   string                // private directory of the engine's DuckDB files
 	openMu    sync.Mutex
-	open      map[*sql.DB]string // every DuckDB instance open, by its file (Close closes them)
+	open      map[*sql.DB]string // every DuckDB instance open, with its spill directory (Close closes them)
 
 	life       context.Context // builds run under it; Close cancels it
 	lifeCancel context.CancelFunc
@@ -548,27 +548,25 @@ func (e *Engine) buildFacts(ctx context.Context, db *sql.DB, g *generation, file
 		return err
 	}
 	log.DefaultLogger.Debug("build step", "table", g.schema+".ev", "files", len(files), "took", time.Since(start))
-	stmts := factStatements()
-	if !e.opts.NoRollups {
-		stmts = append(stmts, rollupStatements()...)
-	}
-	var events int64
-	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM "+g.schema+".ev").Scan(&events); err != nil {
-		return err
-	}
-	parts := e.partitions(events)
-	for _, stmt := range stmts {
-		if err := e.buildStep(ctx, conn, strings.ReplaceAll(stmt, "{g}", g.schema), events, parts); err != nil {
-			return fmt.Errorf("build facts: %w", err)
-		}
-	}
+	// The events are final now (the facts only read them): their statistics size the steps.
 	var minTS, maxTS sql.NullTime
 	if err := conn.QueryRowContext(ctx, "SELECT count(*), min(ts), max(ts) FROM "+g.schema+".ev").Scan(&g.stats.Events, &minTS, &maxTS); err != nil {
 		return err
 	}
 	g.stats.MinTS, g.stats.MaxTS = minTS.Time, maxTS.Time
-	g.stats.Files, g.stats.Version, g.stats.BuiltAt = len(files), g.version, time.Now()
+	g.stats.Files, g.stats.Version = len(files), g.version
 	g.full = g.stats.Events
+	stmts := factStatements()
+	if !e.opts.NoRollups {
+		stmts = append(stmts, rollupStatements()...)
+	}
+	parts := e.partitions(g.stats.Events)
+	for _, stmt := range stmts {
+		if err := e.buildStep(ctx, conn, strings.ReplaceAll(stmt, "{g}", g.schema), g.stats.Events, parts); err != nil {
+			return fmt.Errorf("build facts: %w", err)
+		}
+	}
+	g.stats.BuiltAt = time.Now()
 	_, err = conn.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE VIEW main.events AS SELECT %s FROM %s.ev", store.ColumnList(), g.schema))
 	return err
 }

@@ -32,6 +32,20 @@ func demoEvents(t *testing.T, rng *rand.Rand, n int, end time.Time) []events.Eve
 	return all
 }
 
+// requireSameAnswers runs each query on both engines over [from, to) and requires the
+// same frames (label prefixes the query in a failure).
+func requireSameAnswers(t *testing.T, label string, queries []string, from, to time.Time, want, got *kpi.Engine) {
+	t.Helper()
+	for _, q := range queries {
+		req := kpi.Request{Query: mustQuery(t, q), From: from, To: to, Interval: time.Hour, MaxDataPoints: 2000}
+		w, err := want.Run(context.Background(), req)
+		require.NoError(t, err, q)
+		g, err := got.Run(context.Background(), req)
+		require.NoError(t, err, q)
+		requireSameFrames(t, label+q, w, g)
+	}
+}
+
 // TestIncrementsMatchFullBuild feeds a store to an engine segment by segment (each new
 // segment updates the snapshot in place) and requires every answer to equal a full build
 // of the same store, after every few segments. The events are the demo generator's (late
@@ -90,14 +104,7 @@ func TestIncrementsMatchFullBuild(t *testing.T) {
 		require.Equal(t, sf.Events, si.Events, "step %d: events", step)
 		require.Equal(t, sf.Version, si.Version, "step %d: version", step)
 		require.Equal(t, step-1, si.Increments, "step %d: every segment after the first is an increment", step)
-		for _, q := range queries {
-			req := kpi.Request{Query: mustQuery(t, q), From: from, To: to, Interval: time.Hour, MaxDataPoints: 2000}
-			want, err := full.Run(context.Background(), req)
-			require.NoError(t, err, q)
-			got, err := inc.Run(context.Background(), req)
-			require.NoError(t, err, q)
-			requireSameFrames(t, fmt.Sprintf("step %d: %s", step, q), want, got)
-		}
+		requireSameAnswers(t, fmt.Sprintf("step %d: ", step), queries, from, to, full, inc)
 	}
 	step := 0
 	for len(all) > 0 {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
+
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/kpi"
 )
 
 // Settings are a data source's jsonData plus its secrets.
@@ -44,17 +46,17 @@ func (Secrets) GoString() string { return "models.Secrets{[redacted]}" }
 
 // Defaults and limits.
 const (
-	DefaultQueryTimeout  = 30
-	DefaultMemoryLimitMB = 256  // while answering queries
-	DefaultBuildMemory   = 1024 // while building the facts in full
-	DefaultMaxRows       = 100_000
-	DefaultMaxConcurrent = 4
-	DefaultDemoEvents    = 300_000
-	MaxQueryTimeout      = 600
-	MaxMemoryLimitMB     = 1 << 20
-	MaxRowsLimit         = 10_000_000
-	MaxConcurrentLimit   = 64
-	MaxDemoEvents        = 20_000_000
+	DefaultQueryTimeout       = 30
+	DefaultMemoryLimitMB      = kpi.DefaultMemoryLimitMB      // while answering queries
+	DefaultBuildMemoryLimitMB = kpi.DefaultBuildMemoryLimitMB // while building the facts in full
+	DefaultMaxRows            = 100_000
+	DefaultMaxConcurrent      = 4
+	DefaultDemoEvents         = 300_000
+	MaxQueryTimeout           = 600
+	MaxMemoryLimitMB          = 1 << 20
+	MaxRowsLimit              = 10_000_000
+	MaxConcurrentLimit        = 64
+	MaxDemoEvents             = 20_000_000
 )
 
 // QueryTimeout is the per-query time limit.
@@ -95,7 +97,7 @@ func (s *Settings) applyDefaults() error {
 	}{
 		{"queryTimeoutSeconds", &s.QueryTimeoutSeconds, DefaultQueryTimeout, MaxQueryTimeout},
 		{"memoryLimitMB", &s.MemoryLimitMB, DefaultMemoryLimitMB, MaxMemoryLimitMB},
-		{"buildMemoryLimitMB", &s.BuildMemoryLimitMB, DefaultBuildMemory, MaxMemoryLimitMB},
+		{"buildMemoryLimitMB", &s.BuildMemoryLimitMB, DefaultBuildMemoryLimitMB, MaxMemoryLimitMB},
 		{"threads", &s.Threads, runtime.NumCPU(), 256},
 		{"maxRows", &s.MaxRows, DefaultMaxRows, MaxRowsLimit},
 		{"maxConcurrentQueries", &s.MaxConcurrentQueries, DefaultMaxConcurrent, MaxConcurrentLimit},
