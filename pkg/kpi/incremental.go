@@ -114,9 +114,11 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	run := func(stmts ...string) error {
 		for _, s := range stmts {
 			s = strings.NewReplacer("{g}", gs, "{inc}", inc, "{all}", "(SELECT * FROM "+gs+".ev UNION ALL SELECT * FROM temp.inc_d)").Replace(s)
+			start := time.Now()
 			if _, err := conn.ExecContext(ctx, s); err != nil {
 				return fmt.Errorf("update facts: %w", err)
 			}
+			log.DefaultLogger.Debug("increment step", "statement", stepName(s), "took", time.Since(start))
 		}
 		return nil
 	}
@@ -211,9 +213,11 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		case strings.Contains(stmt, "{g}.f_quality AS"):
 			continue
 		}
+		start := time.Now()
 		if _, err := conn.ExecContext(ctx, partitioned(strings.ReplaceAll(stmt, "{g}", inc), 0, 1)); err != nil {
 			return 0, fmt.Errorf("update facts: %w", err)
 		}
+		log.DefaultLogger.Debug("increment step", "statement", stepName(strings.ReplaceAll(stmt, "{g}", inc)), "took", time.Since(start))
 	}
 	// One transaction: add the events, swap the affected rows (noting the hours they leave
 	// or enter), update those hours' rollups.
@@ -279,4 +283,13 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		inTx = false
 	}
 	return added, err
+}
+
+// stepName is the start of a statement, for the debug log of increment steps.
+func stepName(stmt string) string {
+	f := strings.Join(strings.Fields(stmt), " ")
+	if len(f) > 90 {
+		f = f[:90]
+	}
+	return f
 }
