@@ -174,7 +174,7 @@ func benchEngine(b *testing.B) (*kpi.Engine, kpi.Stats) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		e, err = kpi.New(kpi.Options{Source: src, CheckEvery: time.Hour, MemoryLimitMB: benchMemoryMB()})
+		e, err = kpi.New(kpi.Options{Source: src, CheckEvery: time.Hour, MemoryLimitMB: benchMemoryMB(), BuildMemoryLimitMB: benchBuildMemoryMB()})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -212,6 +212,13 @@ func panelRequest(p benchPanel, from, to time.Time) kpi.Request {
 // benchMemoryMB is the engine's memory_limit: BLUETICKS_BENCH_MEMORY_MB, else the default.
 func benchMemoryMB() int {
 	n, _ := strconv.Atoi(os.Getenv("BLUETICKS_BENCH_MEMORY_MB"))
+	return n
+}
+
+// benchBuildMemoryMB is the full build's memory_limit: BLUETICKS_BENCH_BUILD_MEMORY_MB,
+// else the default.
+func benchBuildMemoryMB() int {
+	n, _ := strconv.Atoi(os.Getenv("BLUETICKS_BENCH_BUILD_MEMORY_MB"))
 	return n
 }
 
@@ -329,7 +336,7 @@ func BenchmarkFactRebuild(b *testing.B) {
 	}
 	var lat latencies
 	for b.Loop() {
-		e, err := kpi.New(kpi.Options{Source: src, MemoryLimitMB: benchMemoryMB()})
+		e, err := kpi.New(kpi.Options{Source: src, MemoryLimitMB: benchMemoryMB(), BuildMemoryLimitMB: benchBuildMemoryMB()})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -497,7 +504,7 @@ func BenchmarkIncrement(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e, err := kpi.New(kpi.Options{Source: src, CheckEvery: time.Nanosecond, MemoryLimitMB: benchMemoryMB()})
+	e, err := kpi.New(kpi.Options{Source: src, CheckEvery: time.Nanosecond, MemoryLimitMB: benchMemoryMB(), BuildMemoryLimitMB: benchBuildMemoryMB()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -93,7 +93,8 @@ type Engine struct {
 // its lock).
 type generation struct {
 	schema  string
-	db      *sql.DB // the DuckDB instance serving it (its file is path)
+	db      *sql.DB    // the DuckDB instance serving it (its file is path)
+	stmts   *stmtCache // prepared statements on db
 	path    string
 	version string
 	stats   Stats
@@ -520,11 +521,13 @@ func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 			return err
 		}
 	}
+	g.stmts = newStmtCache(g.db)
 	e.cur.Store(g)
 	e.cache.clear() // answers of older snapshots can no longer be asked for
 	if old != nil {
 		go func() {
 			old.inUse.Lock() // waits for the queries still reading it
+			old.stmts.close()
 			_ = e.closeDB(old.db, old.path, true)
 			old.inUse.Unlock()
 		}()

@@ -78,7 +78,7 @@ func (e *Engine) tryIncrement(ctx context.Context, old *generation, files []stor
 		log.DefaultLogger.Warn("incremental update failed; rebuilding the facts in full", "error", err)
 		return false, nil
 	}
-	g := &generation{schema: old.schema, db: old.db, path: old.path, version: version, inUse: old.inUse, files: files, full: old.full, added: old.added + added}
+	g := &generation{schema: old.schema, db: old.db, stmts: old.stmts, path: old.path, version: version, inUse: old.inUse, files: files, full: old.full, added: old.added + added}
 	var minTS, maxTS sql.NullTime
 	if err := conn.QueryRowContext(ctx, "SELECT count(*), min(ts), max(ts) FROM "+g.schema+".ev").Scan(&g.stats.Events, &minTS, &maxTS); err != nil {
 		return true, err

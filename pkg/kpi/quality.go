@@ -37,7 +37,7 @@ func (e *Engine) runQuality(ctx context.Context, g *generation, r Request, m *Me
 		sel += ", " + strings.Join(cols, ", ")
 	}
 	text := fmt.Sprintf("SELECT %s FROM %s.f_quality WHERE %s ORDER BY ts, arr", sel, g.schema, strings.Join(where, " AND "))
-	rows, err := g.db.QueryContext(ctx, text, args...)
+	rows, err := g.stmts.query(ctx, text, args...)
 	if err != nil {
 		return nil, nil, err
 	}

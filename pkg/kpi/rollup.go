@@ -2,6 +2,8 @@ package kpi
 
 import (
 	"fmt"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -320,17 +322,71 @@ func wholeHourZone(loc *time.Location, from, to time.Time) bool {
 	return off%3600 == 0
 }
 
+// rollupQuery is a query the rollups can answer. parts returns the partial aggregates of
+// its whole periods (from a rollup level) and of the partial periods at either end (from
+// the facts): one row per period and key, with the period's start, the keys of need, then
+// the atom columns cols. combined is each aggregate over those columns.
+type rollupQuery struct {
+	parts    string
+	args     []any
+	need     []string
+	cols     []string
+	combined []string
+}
+
 // renderRollup renders s from the rollups when it can: the SQL has the same columns as
 // render's. ok is false when the facts must answer.
 func (s *selectSpec) renderRollup() (string, []any, bool) {
+	rq, ok := s.planRollup()
+	if !ok {
+		return "", nil, false
+	}
+	t := factTime[s.fact]
+	var out []string
+	if s.bucket != nil {
+		out = append(out, fmt.Sprintf("CAST(epoch(%s) AS BIGINT) AS __b", bucketStart(*s.bucket, t, s.loc)))
+	} else {
+		out = append(out, "CAST(0 AS BIGINT) AS __b")
+	}
+	for i, g := range s.groupBy {
+		out = append(out, fmt.Sprintf("%s AS g%d", dimExpr(g, s.fact, s.agent, s.loc), i))
+	}
+	for i, c := range rq.combined {
+		out = append(out, fmt.Sprintf("CAST((%s) AS DOUBLE) AS m%d", c, i))
+	}
+	return fmt.Sprintf("SELECT %s FROM (\n\t%s\n) AS p GROUP BY ALL", strings.Join(out, ", "), rq.parts), rq.args, true
+}
+
+// countColumn matches a combined aggregate that is one rolled-up count.
+var countColumn = regexp.MustCompile(`^CAST\(sum\((c[0-9]+)\) AS BIGINT\)$`)
+
+// countPositions gives, for each aggregate of rq, the position in cols of the one count
+// it sums; ok is false unless every aggregate is such a count.
+func (rq *rollupQuery) countPositions() ([]int, bool) {
+	pos := make([]int, len(rq.combined))
+	for i, c := range rq.combined {
+		m := countColumn.FindStringSubmatch(c)
+		if m == nil {
+			return nil, false
+		}
+		pos[i] = slices.Index(rq.cols, m[1])
+		if pos[i] < 0 {
+			return nil, false
+		}
+	}
+	return pos, true
+}
+
+// planRollup plans s on the rollups; ok is false when the facts must answer.
+func (s *selectSpec) planRollup() (*rollupQuery, bool) {
 	p := rollupPlans[s.fact]
 	if p == nil || s.extra != "" || s.noTime || len(s.aggs) == 0 {
-		return "", nil, false
+		return nil, false
 	}
 	grain := time.Hour
 	if s.bucket != nil && !s.bucket.Calendar() && s.bucket.Width%time.Hour != 0 {
 		if s.bucket.Width%fineGrain != 0 {
-			return "", nil, false
+			return nil, false
 		}
 		grain = fineGrain // sub-hour buckets: the fine level, when no dimension is needed
 	}
@@ -340,7 +396,7 @@ func (s *selectSpec) renderRollup() (string, []any, bool) {
 	}
 	hi := s.to.UTC().Truncate(grain)
 	if !hi.After(lo) {
-		return "", nil, false // no whole period: the facts are as cheap
+		return nil, false // no whole period: the facts are as cheap
 	}
 	// Which key columns the query needs, and whether it looks at local time.
 	local := s.bucket != nil && s.bucket.Calendar()
@@ -361,22 +417,22 @@ func (s *selectSpec) renderRollup() (string, []any, bool) {
 	}
 	for _, d := range s.groupBy {
 		if !use(d) {
-			return "", nil, false
+			return nil, false
 		}
 	}
 	for _, f := range s.filters {
 		if len(effectiveValues(f.Values)) > 0 && !use(f.Dimension) {
-			return "", nil, false
+			return nil, false
 		}
 	}
 	if local && !wholeHourZone(s.loc, s.from, s.to) {
-		return "", nil, false
+		return nil, false
 	}
 	combined := make([]string, len(s.aggs))
 	for i, a := range s.aggs {
 		c, ok := p.rewrite(a, false)
 		if !ok || strings.Contains(a, "{bucket}") {
-			return "", nil, false
+			return nil, false
 		}
 		combined[i] = c
 	}
@@ -389,7 +445,7 @@ func (s *selectSpec) renderRollup() (string, []any, bool) {
 	}
 	if grain == fineGrain {
 		if len(need) > 0 || local {
-			return "", nil, false
+			return nil, false
 		}
 		level = "fine"
 	}
@@ -430,18 +486,5 @@ func (s *selectSpec) renderRollup() (string, []any, bool) {
 	parts := fmt.Sprintf("SELECT %s, %s FROM %s.%s WHERE %s\n\tUNION ALL\n\t%s\n\tUNION ALL\n\t%s",
 		keyCols, strings.Join(cols, ", "), s.schema, rollupTable(s.fact, level), strings.Join(whole, " AND "),
 		edge(s.from.UTC(), lo), edge(hi, s.to.UTC()))
-
-	var out []string
-	if s.bucket != nil {
-		out = append(out, fmt.Sprintf("CAST(epoch(%s) AS BIGINT) AS __b", bucketStart(*s.bucket, t, s.loc)))
-	} else {
-		out = append(out, "CAST(0 AS BIGINT) AS __b")
-	}
-	for i, g := range s.groupBy {
-		out = append(out, fmt.Sprintf("%s AS g%d", dimExpr(g, s.fact, s.agent, s.loc), i))
-	}
-	for i, c := range combined {
-		out = append(out, fmt.Sprintf("CAST((%s) AS DOUBLE) AS m%d", c, i))
-	}
-	return fmt.Sprintf("SELECT %s FROM (\n\t%s\n) AS p GROUP BY ALL", strings.Join(out, ", "), parts), args, true
+	return &rollupQuery{parts: parts, args: args, need: need, cols: cols, combined: combined}, true
 }

@@ -109,29 +109,8 @@ func (e *Engine) aggregate(ctx context.Context, g *generation, q *Query, metrics
 		for _, mi := range src.metrics {
 			spec.aggs = append(spec.aggs, metricAggs(metrics[mi])...)
 		}
-		text, args := spec.sql()
-		res.sql = append(res.sql, text)
-		rows, err := g.db.QueryContext(ctx, text, args...)
-		if err != nil {
-			return res, err
-		}
-		ng, na := len(q.GroupBy), len(spec.aggs)
-		for rows.Next() {
-			var b int64
-			key := make(groupKey, ng)
-			vals := make([]sql.NullFloat64, na)
-			dest := make([]any, 0, 1+ng+na)
-			dest = append(dest, &b)
-			for i := range key {
-				dest = append(dest, &key[i])
-			}
-			for i := range vals {
-				dest = append(dest, &vals[i])
-			}
-			if err := rows.Scan(dest...); err != nil {
-				rows.Close()
-				return res, err
-			}
+		// put files one result row: the values of spec.aggs for bucket b and group key.
+		put := func(b int64, key groupKey, vals []sql.NullFloat64) {
 			gd := res.groups[key.String()]
 			if gd == nil {
 				gd = &groupData{key: key, buckets: map[int64][]*float64{}}
@@ -161,6 +140,37 @@ func (e *Engine) aggregate(ctx context.Context, g *generation, q *Query, metrics
 				ai++
 			}
 		}
+		if done, err := e.sumRollupCounts(ctx, g, &spec, res, put); done || err != nil {
+			if err != nil {
+				return res, err
+			}
+			continue
+		}
+		text, args := spec.sql()
+		res.sql = append(res.sql, text)
+		rows, err := g.stmts.query(ctx, text, args...)
+		if err != nil {
+			return res, err
+		}
+		ng, na := len(q.GroupBy), len(spec.aggs)
+		for rows.Next() {
+			var b int64
+			key := make(groupKey, ng)
+			vals := make([]sql.NullFloat64, na)
+			dest := make([]any, 0, 1+ng+na)
+			dest = append(dest, &b)
+			for i := range key {
+				dest = append(dest, &key[i])
+			}
+			for i := range vals {
+				dest = append(dest, &vals[i])
+			}
+			if err := rows.Scan(dest...); err != nil {
+				rows.Close()
+				return res, err
+			}
+			put(b, key, vals)
+		}
 		if err := rows.Err(); err != nil {
 			rows.Close()
 			return res, err
@@ -168,6 +178,90 @@ func (e *Engine) aggregate(ctx context.Context, g *generation, q *Query, metrics
 		rows.Close()
 	}
 	return res, nil
+}
+
+// sumRollupCounts answers spec from its rollup parts with the last step, summing the
+// partial counts per bucket, done here instead of in DuckDB, when there is no group-by,
+// the buckets are fixed widths (or none) and every aggregate is a rolled-up count (exact
+// in an int64). DuckDB's final hash aggregate over a few thousand partial rows cost about
+// half of such a query (Sent at 10M: ~1.5 of ~3 ms). done is false when spec.sql must
+// answer instead.
+func (e *Engine) sumRollupCounts(ctx context.Context, g *generation, spec *selectSpec, res *series, put func(int64, groupKey, []sql.NullFloat64)) (done bool, err error) {
+	if spec.facts || len(spec.groupBy) > 0 || (spec.bucket != nil && spec.bucket.Calendar()) {
+		return false, nil
+	}
+	rq, ok := spec.planRollup()
+	if !ok {
+		return false, nil
+	}
+	pos, ok := rq.countPositions()
+	if !ok {
+		return false, nil
+	}
+	res.sql = append(res.sql, rq.parts)
+	rows, err := g.stmts.query(ctx, rq.parts, rq.args...)
+	if err != nil {
+		return true, err
+	}
+	defer rows.Close()
+	var width int64
+	if spec.bucket != nil {
+		width = int64(spec.bucket.Width / time.Second)
+	}
+	sums := map[int64][]int64{}
+	var order []int64
+	var t time.Time
+	keys := make([]sql.NullString, len(rq.need))
+	counts := make([]sql.NullInt64, len(rq.cols))
+	dest := []any{&t}
+	for i := range keys {
+		dest = append(dest, &keys[i])
+	}
+	for i := range counts {
+		dest = append(dest, &counts[i])
+	}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return true, err
+		}
+		var b int64
+		if width > 0 {
+			b = floorDiv(t.Unix(), width) * width
+		}
+		acc := sums[b]
+		if acc == nil {
+			acc = make([]int64, len(pos))
+			sums[b] = acc
+			order = append(order, b)
+		}
+		for i, p := range pos {
+			acc[i] += counts[p].Int64 // counts are never NULL
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return true, err
+	}
+	if spec.bucket == nil && len(order) == 0 {
+		// As SQL's aggregate without groups: one row, of NULL sums.
+		put(0, groupKey{}, make([]sql.NullFloat64, len(pos)))
+	}
+	for _, b := range order {
+		vals := make([]sql.NullFloat64, len(pos))
+		for i, v := range sums[b] {
+			vals[i] = sql.NullFloat64{Float64: float64(v), Valid: true}
+		}
+		put(b, groupKey{}, vals)
+	}
+	return true, nil
+}
+
+// floorDiv is a / b rounded down (b > 0), as SQL's floor(a / b).
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
 }
 
 // rank orders the groups by their value of the first metric over the whole range,

@@ -89,7 +89,7 @@ func (e *Engine) runFunnel(ctx context.Context, g *generation, r Request) (data.
 	q := r.Query
 	spec := selectSpec{schema: g.schema, facts: e.opts.NoRollups, fact: FactMessage, groupBy: q.GroupBy, filters: q.Filters,
 		from: r.From, to: r.To, loc: q.Location(), aggs: funnelAggs()}
-	s, err := e.rawAggregate(ctx, g.db, &spec)
+	s, err := e.rawAggregate(ctx, g, &spec)
 	if err != nil {
 		return nil, err
 	}
@@ -160,10 +160,10 @@ type rawRow struct {
 	vals []sql.NullFloat64
 }
 
-func (e *Engine) rawAggregate(ctx context.Context, db *sql.DB, spec *selectSpec) (*rawRows, error) {
+func (e *Engine) rawAggregate(ctx context.Context, g *generation, spec *selectSpec) (*rawRows, error) {
 	text, args := spec.sql()
 	out := &rawRows{rows: map[string]*rawRow{}, sql: text}
-	rows, err := db.QueryContext(ctx, text, args...)
+	rows, err := g.stmts.query(ctx, text, args...)
 	if err != nil {
 		return out, err
 	}
@@ -245,7 +245,7 @@ func (e *Engine) runAB(ctx context.Context, g *generation, r Request) (data.Fram
 	dims := append(append([]string(nil), q.GroupBy...), "variant")
 	spec := selectSpec{schema: g.schema, facts: e.opts.NoRollups, fact: m.Fact, groupBy: dims, filters: q.Filters,
 		from: r.From, to: r.To, loc: q.Location(), aggs: []string{m.Num, m.Den}, extra: "variant IS NOT NULL"}
-	s, err := e.rawAggregate(ctx, g.db, &spec)
+	s, err := e.rawAggregate(ctx, g, &spec)
 	if err != nil {
 		return nil, err
 	}
@@ -365,7 +365,7 @@ func (e *Engine) runRetention(ctx context.Context, g *generation, r Request) (da
 		GROUP BY ALL ORDER BY 1, 2`,
 		trunc("ts"), trunc("first_recv_ts"), g.schema, where, z, q.Period)
 	args = append(args, r.From.UTC(), r.To.UTC(), r.From.UTC(), r.To.UTC())
-	rows, err := g.db.QueryContext(ctx, text, args...)
+	rows, err := g.stmts.query(ctx, text, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -490,7 +490,7 @@ func (e *Engine) values(ctx context.Context, g *generation, q *Query, limit int)
 		args = append(args, q.Search)
 	}
 	text += fmt.Sprintf(" ORDER BY v LIMIT %d", limit+1)
-	rows, err := g.db.QueryContext(ctx, text, args...)
+	rows, err := g.stmts.query(ctx, text, args...)
 	if err != nil {
 		return nil, false, err
 	}
