@@ -576,7 +576,7 @@ func (e *Engine) buildFacts(ctx context.Context, db *sql.DB, g *generation, file
 
 // keyHashes are ev's integer hashes of the keys increments look events up by
 // (incremental.go): probing integers is several times cheaper than probing strings.
-const keyHashes = "hash(contact_id) AS ch, hash(conversation_id) AS vh, hash(message_id) AS mh, hash(reply_to) AS rh"
+const keyHashes = "hash(contact_id) AS ch, hash(conversation_id) AS vh, hash(message_id) AS mh, hash(reply_to) AS rh, hash(event_id) AS eh"
 
 // loadEvents creates {g}.ev: the deduplicated events (first arrival wins) with arr, their
 // arrival rank, and keyHashes.

@@ -49,10 +49,9 @@ func appendedFiles(before, now []store.Segment) ([]store.Segment, bool) {
 	return now[len(before):], true
 }
 
-// lookup selects cols of the snapshot's events and the new ones where cond holds.
-func lookup(cols, cond string) string {
-	return fmt.Sprintf("(SELECT %[1]s FROM {g}.ev WHERE %[2]s UNION SELECT %[1]s FROM temp.inc_d WHERE %[2]s)", cols, cond)
-}
+// incTables are an increment's scratch tables.
+var incTables = []string{"inc_r", "inc_seen", "inc_d", "inc_m0", "inc_hm0", "inc_a", "inc_arows", "inc_c", "inc_v", "inc_hc",
+	"inc_b", "inc_m", "inc_hm", "inc_cm", "inc_e", "inc_cc", "inc_hcc", "inc_hv", "inc_rows", "inc_sub", "inc_hop", "inc_h"}
 
 // tryIncrement updates old in place when files are old's plus appended ones; done is false
 // when a full build must run instead.
@@ -104,16 +103,17 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 			_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
 		}
 		_, _ = conn.ExecContext(context.Background(), "DROP SCHEMA IF EXISTS "+g.schema+"_inc CASCADE")
-		for _, t := range []string{"inc_d", "inc_m0", "inc_c", "inc_v", "inc_m", "inc_e", "inc_erows", "inc_cc", "inc_rows", "inc_sub", "inc_hop", "inc_h"} {
+		for _, t := range incTables {
 			_, _ = conn.ExecContext(context.Background(), "DROP TABLE IF EXISTS temp."+t)
 		}
 	}()
 	gs := g.schema
 	inc := gs + "_inc"
 	cols := store.ColumnList()
+	names := strings.NewReplacer("{g}", gs, "{inc}", inc)
 	run := func(stmts ...string) error {
 		for _, s := range stmts {
-			s = strings.NewReplacer("{g}", gs, "{inc}", inc, "{all}", "(SELECT * FROM "+gs+".ev UNION ALL SELECT * FROM temp.inc_d)").Replace(s)
+			s = names.Replace(s)
 			start := time.Now()
 			if _, err := conn.ExecContext(ctx, s); err != nil {
 				return fmt.Errorf("update facts: %w", err)
@@ -122,14 +122,46 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		}
 		return nil
 	}
+	// hours runs a statement returning timestamps and gives them as a SQL list of the
+	// distinct ones.
+	hours := func(stmt string) (string, error) {
+		stmt = names.Replace(stmt)
+		start := time.Now()
+		rows, err := conn.QueryContext(ctx, stmt)
+		if err != nil {
+			return "", fmt.Errorf("update facts: %w", err)
+		}
+		defer rows.Close()
+		seen := map[time.Time]bool{}
+		var list []string
+		for rows.Next() {
+			var h sql.NullTime
+			if err := rows.Scan(&h); err != nil {
+				return "", fmt.Errorf("update facts: %w", err)
+			}
+			if h.Valid && !seen[h.Time] {
+				seen[h.Time] = true
+				list = append(list, "TIMESTAMPTZ '"+h.Time.UTC().Format("2006-01-02 15:04:05.999999")+"+00'")
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return "", fmt.Errorf("update facts: %w", err)
+		}
+		log.DefaultLogger.Debug("increment step", "statement", stepName(stmt), "took", time.Since(start))
+		return "[" + strings.Join(list, ", ") + "]", nil
+	}
 	// The new events: first arrival wins, against the snapshot and within the new files.
+	// Stored events with the same id are found by the id's hash (one integer column), then
+	// confirmed by the id.
 	err = run(
-		fmt.Sprintf(`CREATE TEMP TABLE inc_d AS
-			SELECT %[1]s, arr, `+keyHashes+` FROM (
-				SELECT %[1]s, CAST(_f AS BIGINT) * 1099511627776 + CAST(_r AS BIGINT) AS arr FROM (%[2]s)
-			) AS r
-			WHERE NOT EXISTS (SELECT 1 FROM {g}.ev WHERE ev.event_id = r.event_id)
-			QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY arr) = 1`, cols, rel),
+		fmt.Sprintf(`CREATE TEMP TABLE inc_r AS
+			SELECT %[1]s, CAST(_f AS BIGINT) * 1099511627776 + CAST(_r AS BIGINT) AS arr, `+keyHashes+` FROM (%[2]s)`, cols, rel),
+		`CREATE TEMP TABLE inc_seen AS
+			SELECT event_id FROM {g}.ev WHERE rowid IN (SELECT rowid FROM {g}.ev WHERE eh IN (SELECT eh FROM temp.inc_r))`,
+		`CREATE TEMP TABLE inc_d AS
+			SELECT * FROM temp.inc_r AS r
+			WHERE NOT EXISTS (SELECT 1 FROM temp.inc_seen AS s WHERE s.event_id = r.event_id)
+			QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY arr) = 1`,
 	)
 	if err != nil {
 		return 0, err
@@ -140,60 +172,70 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	if added == 0 {
 		return 0, nil
 	}
-	// Everything up to the transaction below only reads the snapshot ({all}: its events
-	// plus the new ones) and writes scratch tables.
+	// Everything up to the transaction below only reads the snapshot and writes scratch
+	// tables. The stored events are read in four passes, each over one or two integer key
+	// hashes (never the string columns of every event), in the order the keys depend on
+	// each other; the few rows found are then fetched by row id. A hash collision only
+	// adds rows to recompute; NULL keys are left out of the key lists (hash(NULL) is a
+	// value).
 	err = run(
 		// Messages the new events name.
 		`CREATE TEMP TABLE inc_m0 AS
 			SELECT message_id FROM temp.inc_d WHERE message_id IS NOT NULL
 			UNION SELECT reply_to FROM temp.inc_d WHERE reply_to IS NOT NULL`,
-		// Contacts and conversations of the new events and of every event naming those
-		// messages. Each lookup is a semi-join on one key's integer hash (a scan of one
-		// column), never an OR of several, which would read every column of every event. A
-		// hash collision only adds rows to recompute; a missing key matches nothing (hash(NULL)
-		// is a value, so NULLs are left out of the key lists).
-		`CREATE TEMP TABLE inc_c AS
-			SELECT contact_id FROM temp.inc_d WHERE contact_id IS NOT NULL
-			UNION `+lookup("contact_id", "mh IN (SELECT hash(message_id) FROM temp.inc_m0 WHERE message_id IS NOT NULL)")+`
-			UNION `+lookup("contact_id", "rh IN (SELECT hash(message_id) FROM temp.inc_m0 WHERE message_id IS NOT NULL)"),
-		`CREATE TEMP TABLE inc_v AS
-			SELECT conversation_id FROM temp.inc_d WHERE conversation_id IS NOT NULL
-			UNION `+lookup("conversation_id", "mh IN (SELECT hash(message_id) FROM temp.inc_m0 WHERE message_id IS NOT NULL)")+`
-			UNION `+lookup("conversation_id", "rh IN (SELECT hash(message_id) FROM temp.inc_m0 WHERE message_id IS NOT NULL)"),
-		// Affected messages: named ones, and every message sent to an affected contact.
+		`CREATE TEMP TABLE inc_hm0 AS SELECT DISTINCT hash(message_id) AS h FROM temp.inc_m0`,
+		// Pass 1: events naming those messages. Affected contacts and conversations: the new
+		// events' and theirs.
+		`CREATE TEMP TABLE inc_a AS
+			SELECT rowid AS r FROM {g}.ev WHERE mh IN (SELECT h FROM temp.inc_hm0) OR rh IN (SELECT h FROM temp.inc_hm0)`,
+		`CREATE TEMP TABLE inc_arows AS
+			SELECT contact_id, conversation_id FROM {g}.ev WHERE rowid IN (SELECT r FROM temp.inc_a)
+			UNION ALL SELECT contact_id, conversation_id FROM temp.inc_d`,
+		`CREATE TEMP TABLE inc_c AS SELECT DISTINCT contact_id FROM temp.inc_arows WHERE contact_id IS NOT NULL`,
+		`CREATE TEMP TABLE inc_v AS SELECT DISTINCT conversation_id FROM temp.inc_arows WHERE conversation_id IS NOT NULL`,
+		`CREATE TEMP TABLE inc_hc AS SELECT DISTINCT hash(contact_id) AS h FROM temp.inc_c`,
+		// Pass 2: every event of an affected contact. Affected messages: the named ones, and
+		// every message sent to an affected contact (a new send or reply can move
+		// last-touch credit between them).
+		`CREATE TEMP TABLE inc_b AS SELECT rowid AS r FROM {g}.ev WHERE ch IN (SELECT h FROM temp.inc_hc)`,
 		`CREATE TEMP TABLE inc_m AS
 			SELECT message_id FROM temp.inc_m0
-			UNION `+lookup("message_id", "ch IN (SELECT hash(contact_id) FROM temp.inc_c WHERE contact_id IS NOT NULL) AND type = 'sent'"),
+			UNION SELECT message_id FROM {g}.ev WHERE rowid IN (SELECT r FROM temp.inc_b) AND type = 'sent'
+			UNION SELECT message_id FROM temp.inc_d WHERE ch IN (SELECT h FROM temp.inc_hc) AND type = 'sent'`,
+		`CREATE TEMP TABLE inc_hm AS SELECT DISTINCT hash(message_id) AS h FROM temp.inc_m WHERE message_id IS NOT NULL`,
+		// Pass 3: events naming an affected message.
+		`CREATE TEMP TABLE inc_cm AS
+			SELECT rowid AS r FROM {g}.ev WHERE mh IN (SELECT h FROM temp.inc_hm) OR rh IN (SELECT h FROM temp.inc_hm)`,
 		// Affected events (f_evt rows): of affected contacts, naming affected messages, new.
-		`CREATE TEMP TABLE inc_erows AS
-			SELECT rowid AS r FROM {g}.ev WHERE ch IN (SELECT hash(contact_id) FROM temp.inc_c WHERE contact_id IS NOT NULL)
-			UNION SELECT rowid FROM {g}.ev WHERE mh IN (SELECT hash(message_id) FROM temp.inc_m WHERE message_id IS NOT NULL)
-			UNION SELECT rowid FROM {g}.ev WHERE rh IN (SELECT hash(message_id) FROM temp.inc_m WHERE message_id IS NOT NULL)`,
 		`CREATE TEMP TABLE inc_e AS
 			SELECT event_id, contact_id FROM {g}.ev
-			WHERE rowid IN (SELECT r FROM temp.inc_erows) AND type NOT IN ('sent', 'delivered', 'read', 'failed')
+			WHERE rowid IN (SELECT r FROM temp.inc_b UNION SELECT r FROM temp.inc_cm) AND type NOT IN ('sent', 'delivered', 'read', 'failed')
 			UNION ALL SELECT event_id, contact_id FROM temp.inc_d WHERE type NOT IN ('sent', 'delivered', 'read', 'failed')`,
 		// The events those rows depend on: everything of the affected contacts, of the
 		// contacts of affected events (their last-touch candidates) and of affected
 		// messages (whose events credit them), of the affected conversations and messages,
-		// and the sent rows of every message they name. Found by row id, then read.
+		// and the sent rows of every message they name.
 		`CREATE TEMP TABLE inc_cc AS
 			SELECT contact_id FROM temp.inc_c UNION SELECT contact_id FROM temp.inc_e
-			UNION `+lookup("contact_id", "mh IN (SELECT hash(message_id) FROM temp.inc_m WHERE message_id IS NOT NULL) AND type = 'sent'"),
+			UNION SELECT contact_id FROM {g}.ev WHERE rowid IN (SELECT r FROM temp.inc_cm) AND mh IN (SELECT h FROM temp.inc_hm) AND type = 'sent'
+			UNION SELECT contact_id FROM temp.inc_d WHERE mh IN (SELECT h FROM temp.inc_hm) AND type = 'sent'`,
+		`CREATE TEMP TABLE inc_hcc AS SELECT DISTINCT hash(contact_id) AS h FROM temp.inc_cc WHERE contact_id IS NOT NULL`,
+		`CREATE TEMP TABLE inc_hv AS SELECT DISTINCT hash(conversation_id) AS h FROM temp.inc_v`,
+		// Pass 4: events of those contacts and conversations (the events naming affected
+		// messages are pass 3's).
 		`CREATE TEMP TABLE inc_rows AS
-			SELECT rowid AS r FROM {g}.ev WHERE ch IN (SELECT hash(contact_id) FROM temp.inc_cc WHERE contact_id IS NOT NULL)
-			UNION SELECT rowid FROM {g}.ev WHERE vh IN (SELECT hash(conversation_id) FROM temp.inc_v WHERE conversation_id IS NOT NULL)
-			UNION SELECT rowid FROM {g}.ev WHERE mh IN (SELECT hash(message_id) FROM temp.inc_m WHERE message_id IS NOT NULL)
-			UNION SELECT rowid FROM {g}.ev WHERE rh IN (SELECT hash(message_id) FROM temp.inc_m WHERE message_id IS NOT NULL)`,
+			SELECT rowid AS r FROM {g}.ev WHERE ch IN (SELECT h FROM temp.inc_hcc) OR vh IN (SELECT h FROM temp.inc_hv)
+			UNION SELECT r FROM temp.inc_cm`,
 		`CREATE TEMP TABLE inc_sub AS
 			SELECT * FROM {g}.ev WHERE rowid IN (SELECT r FROM temp.inc_rows)
 			UNION ALL SELECT * FROM temp.inc_d`,
 		`CREATE TEMP TABLE inc_hop AS
-			SELECT message_id FROM temp.inc_sub WHERE message_id IS NOT NULL
-			UNION SELECT reply_to FROM temp.inc_sub WHERE reply_to IS NOT NULL`,
+			SELECT DISTINCT hash(message_id) AS h FROM (
+				SELECT message_id FROM temp.inc_sub WHERE message_id IS NOT NULL
+				UNION SELECT reply_to FROM temp.inc_sub WHERE reply_to IS NOT NULL)`,
 		`INSERT INTO temp.inc_sub
 			SELECT * FROM {g}.ev
-			WHERE rowid IN (SELECT rowid FROM {g}.ev WHERE mh IN (SELECT hash(message_id) FROM temp.inc_hop WHERE message_id IS NOT NULL) AND type = 'sent')
+			WHERE rowid IN (SELECT rowid FROM {g}.ev WHERE mh IN (SELECT h FROM temp.inc_hop) AND type = 'sent')
 			  AND rowid NOT IN (SELECT r FROM temp.inc_rows)`,
 		`CREATE SCHEMA {inc}`,
 		`CREATE TABLE {inc}.ev AS SELECT * FROM temp.inc_sub ORDER BY arr`,
@@ -242,11 +284,15 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	}
 	for _, f := range rollupFacts {
 		t := factTime[f]
+		// The old rows go, noting the hours they leave, in one pass over the fact table.
+		left, err := hours(fmt.Sprintf(`DELETE FROM {g}.%s WHERE %s RETURNING date_trunc('hour', %s)`, f, keys[f], t))
+		if err != nil {
+			return 0, err
+		}
 		err = run(
 			fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE inc_h AS
-				SELECT DISTINCT date_trunc('hour', %[1]s) AS h FROM {g}.%[2]s WHERE %[3]s AND %[1]s IS NOT NULL
-				UNION SELECT DISTINCT date_trunc('hour', %[1]s) FROM {inc}.%[2]s WHERE %[3]s AND %[1]s IS NOT NULL`, t, f, keys[f]),
-			fmt.Sprintf(`DELETE FROM {g}.%s WHERE %s`, f, keys[f]),
+				SELECT DISTINCT date_trunc('hour', %[1]s) AS h FROM {inc}.%[2]s WHERE %[3]s AND %[1]s IS NOT NULL
+				UNION SELECT unnest(CAST(%[4]s AS TIMESTAMPTZ[]))`, t, f, keys[f], left),
 			fmt.Sprintf(`INSERT INTO {g}.%[1]s SELECT * FROM {inc}.%[1]s WHERE %[2]s ORDER BY %[3]s`, f, keys[f], t),
 		)
 		if err != nil {
