@@ -490,14 +490,30 @@ func procStatusMB(key string) int64 {
 var _ = runtime.NumCPU
 var _ = fmt.Sprint
 
-// BenchmarkIncrement measures how long a new segment takes to become visible: a copy of
-// the store (hard links) gets one segment of BLUETICKS_BENCH_INC_EVENTS (default 500)
-// fresh demo events at the store's newest time per iteration, and the engine updates its
-// snapshot in place (incremental.go). Reports p50/p99 of append-to-visible and peak RSS.
+// BenchmarkIncrement measures how long a new segment takes to become visible. A copy of
+// the store (hard links) leaves out its last segment; each iteration appends the next
+// BLUETICKS_BENCH_INC_EVENTS (default 500) of that segment's events, in their order, and
+// the engine updates its snapshot in place (incremental.go). These are the store's own
+// newest events, so they concern stored contacts, conversations and messages (statuses
+// and replies to earlier sends), as webhook traffic does. BLUETICKS_BENCH_INC_NEW=1
+// instead appends fresh demo events of contacts the store has never seen (the cheaper
+// case the first benchmarks measured). Reports p50/p99 of append-to-visible and peak RSS.
 func BenchmarkIncrement(b *testing.B) {
 	base := benchStore(b)
 	dir := b.TempDir()
-	if err := linkStore(base, dir); err != nil {
+	segs, err := store.ListSegments(base)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fresh := os.Getenv("BLUETICKS_BENCH_INC_NEW") == "1"
+	keep := segs
+	if !fresh {
+		if len(segs) < 2 {
+			b.Skip("the store has fewer than two segments: nothing to hold back")
+		}
+		keep = segs[:len(segs)-1]
+	}
+	if err := linkSegments(keep, dir); err != nil {
 		b.Fatal(err)
 	}
 	src, err := store.OpenSource(dir)
@@ -520,6 +536,12 @@ func BenchmarkIncrement(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("BLUETICKS_BENCH_INC_EVENTS")); err == nil && v > 0 {
 		n = v
 	}
+	var held []events.Event
+	if !fresh {
+		if held, err = readSegment(ctx, segs[len(segs)-1].Path); err != nil {
+			b.Fatal(err)
+		}
+	}
 	w, err := store.OpenWriter(dir)
 	if err != nil {
 		b.Fatal(err)
@@ -528,16 +550,23 @@ func BenchmarkIncrement(b *testing.B) {
 	var lat latencies
 	for i := 0; b.Loop(); i++ {
 		var batch []events.Event
-		end := st.MaxTS.Add(time.Duration(i+1) * time.Minute)
-		if err := demo.Generate(demo.Config{Events: n * 20, Days: 1, Seed: int64(1000 + i), End: end}, func(ev *events.Event) error {
-			if len(batch) < n && ev.TS.After(end.Add(-2*time.Hour)) {
-				c := ev.Clone()
-				c.EventID = fmt.Sprintf("inc%d-%s", i, c.EventID)
-				batch = append(batch, c)
+		if fresh {
+			end := st.MaxTS.Add(time.Duration(i+1) * time.Minute)
+			if err := demo.Generate(demo.Config{Events: n * 20, Days: 1, Seed: int64(1000 + i), End: end}, func(ev *events.Event) error {
+				if len(batch) < n && ev.TS.After(end.Add(-2*time.Hour)) {
+					c := ev.Clone()
+					c.EventID = fmt.Sprintf("inc%d-%s", i, c.EventID)
+					batch = append(batch, c)
+				}
+				return nil
+			}); err != nil {
+				b.Fatal(err)
 			}
-			return nil
-		}); err != nil {
-			b.Fatal(err)
+		} else {
+			if len(held) < n {
+				b.Fatalf("the held-back segment has no %d more events; use fewer iterations", n)
+			}
+			batch, held = held[:n], held[n:]
 		}
 		t0 := time.Now()
 		if _, err := w.Append(ctx, batch, store.AppendOptions{}); err != nil {
@@ -556,13 +585,52 @@ func BenchmarkIncrement(b *testing.B) {
 	b.ReportMetric(float64(peakRSSMB()), "peak-RSS-MB")
 }
 
-// linkStore makes dst a store with the segments of src, hard-linked (copied where links
-// fail).
-func linkStore(src, dst string) error {
-	segs, err := store.ListSegments(src)
+// readSegment reads a segment's events in their stored order.
+func readSegment(ctx context.Context, path string) ([]events.Event, error) {
+	db, err := store.OpenDuckDB("")
 	if err != nil {
-		return err
+		return nil, err
 	}
+	defer db.Close()
+	exprs := make([]string, len(events.Columns))
+	for i, c := range events.Columns {
+		exprs[i] = "CAST(" + c.Name + " AS VARCHAR)"
+		if c.Name == "ts" {
+			exprs[i] = "strftime(ts, '%Y-%m-%dT%H:%M:%S.%fZ')"
+		}
+	}
+	rows, err := db.QueryContext(ctx, "SET TimeZone = 'UTC'; SELECT "+strings.Join(exprs, ", ")+" FROM read_parquet("+store.SQLString(path)+", file_row_number=true) ORDER BY file_row_number")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	vals := make([]sql.NullString, len(events.Columns))
+	dest := make([]any, len(vals))
+	for i := range vals {
+		dest[i] = &vals[i]
+	}
+	var out []events.Event
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		m := map[string]string{}
+		for i, c := range events.Columns {
+			if vals[i].Valid {
+				m[c.Name] = vals[i].String
+			}
+		}
+		ev, err := events.FromFields(m)
+		if err != nil {
+			return nil, fmt.Errorf("%s row %d: %w", path, len(out)+1, err)
+		}
+		out = append(out, ev)
+	}
+	return out, rows.Err()
+}
+
+// linkSegments makes dst a store with segs, hard-linked (copied where links fail).
+func linkSegments(segs []store.Segment, dst string) error {
 	w, err := store.OpenWriter(dst)
 	if err != nil {
 		return err
