@@ -113,7 +113,8 @@ func factStatements() []string {
 		       coalesce(cr.revenue, 0) AS revenue,
 		       (st.deliv_ts IS NOT NULL OR coalesce(cr.n_click, 0) > 0 OR coalesce(cr.n_reply, 0) > 0) AS is_delivered,
 		       st.read_ts IS NOT NULL AS is_read,
-		       coalesce(st.deliv_ts, least(cr.click_ts, cr.reply_ts)) AS first_deliv_ts
+		       coalesce(st.deliv_ts, least(cr.click_ts, cr.reply_ts)) AS first_deliv_ts,
+		       hash(m.message_id) AS kh -- the key's hash: increments find the rows they replace by it
 		FROM {g}.msg AS m
 		LEFT JOIN {g}.st AS st USING (message_id)
 		LEFT JOIN cr USING (message_id)
@@ -150,7 +151,8 @@ func factStatements() []string {
 		SELECT e.event_id, CAST(NULL AS VARCHAR) AS message_id, e.type, e.ts, e.contact_id, e.conversation_id, e.value,
 		       ` + inherit("e", "m") + `,
 		       e.agent_id, e.sender, e.message_type, e.currency, CAST(e.error_code AS VARCHAR) AS error_code, e.step,
-		       m.first_recv_ts
+		       m.first_recv_ts,
+		       hash(e.event_id) AS kh -- the key's hash (event id; message id for _delivery rows): increments find rows by it
 		FROM (SELECT * FROM {g}.ev WHERE {part:event_id}) AS e
 		JOIN (SELECT * FROM {g}.evt_dim WHERE {part:event_id}) AS m ON m.event_id = e.event_id
 		UNION ALL
@@ -159,12 +161,12 @@ func factStatements() []string {
 		       fm.contact_id, fm.conversation_id, NULL AS value,
 		       ` + own("fm", messageDims) + `,
 		       fm.agent_id, fm.sender, fm.message_type, fm.currency, NULL AS error_code, NULL AS step,
-		       NULL AS first_recv_ts
+		       NULL AS first_recv_ts, hash(fm.message_id) AS kh
 		FROM {g}.f_msg AS fm WHERE fm.first_deliv_ts IS NOT NULL AND {part:fm.message_id}
 		UNION ALL
 		SELECT NULL, st.message_id, '_delivery', st.deliv_ts,
 		       NULL, NULL, NULL, ` + strings.TrimSuffix(strings.Repeat("NULL, ", len(messageDims)), ", ") + `,
-		       NULL, NULL, NULL, NULL, NULL, NULL, NULL
+		       NULL, NULL, NULL, NULL, NULL, NULL, NULL, hash(st.message_id)
 		FROM {g}.st AS st
 		WHERE st.deliv_ts IS NOT NULL AND {part:st.message_id}
 		  AND NOT EXISTS (SELECT 1 FROM {g}.msg AS m WHERE m.message_id = st.message_id)

@@ -3,6 +3,7 @@ package kpi
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -51,8 +52,8 @@ func appendedFiles(before, now []store.Segment) ([]store.Segment, bool) {
 }
 
 // incTables are an increment's scratch tables.
-var incTables = []string{"inc_r", "inc_seen", "inc_d", "inc_m0", "inc_hm0", "inc_a", "inc_arows", "inc_c", "inc_v", "inc_hc",
-	"inc_b", "inc_m", "inc_hm", "inc_cm", "inc_e", "inc_cc", "inc_hcc", "inc_hv", "inc_rows", "inc_hop", "inc_hopr", "inc_sub", "inc_h"}
+var incTables = []string{"inc_r", "inc_seen", "inc_d", "inc_m0", "inc_hm0", "inc_a", "inc_hc", "inc_hv", "inc_b", "inc_hm", "inc_cm",
+	"inc_hcc", "inc_rows", "inc_hop", "inc_hopr", "inc_sub", "inc_m", "inc_e", "inc_v", "inc_h", "inc_km", "inc_ke"}
 
 // tryIncrement updates old in place when files are old's plus appended ones; done is false
 // when a full build must run instead.
@@ -129,8 +130,9 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		}
 		return nil
 	}
-	// hourRows runs a statement returning (hour, row hash) pairs and counts them per hour.
-	hourRows := func(stmt string) (map[time.Time]map[uint64]int, error) {
+	// hourRows runs a statement returning (hour, row hash, key columns...) and counts the
+	// row hashes per hour; check, when set, must accept every row's key columns.
+	hourRows := func(stmt string, nKeys int, check func(keys []sql.NullString) bool) (map[time.Time]map[uint64]int, error) {
 		stmt = names.Replace(stmt)
 		start := time.Now()
 		rows, err := conn.QueryContext(ctx, stmt)
@@ -139,11 +141,19 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		}
 		defer rows.Close()
 		out := map[time.Time]map[uint64]int{}
+		var h sql.NullTime
+		var rh uint64
+		keys := make([]sql.NullString, nKeys)
+		dest := []any{&h, &rh}
+		for i := range keys {
+			dest = append(dest, &keys[i])
+		}
 		for rows.Next() {
-			var h sql.NullTime
-			var rh uint64
-			if err := rows.Scan(&h, &rh); err != nil {
+			if err := rows.Scan(dest...); err != nil {
 				return nil, fmt.Errorf("update facts: %w", err)
+			}
+			if check != nil && !check(keys) {
+				return nil, errKeyHashCollision
 			}
 			if !h.Valid {
 				continue // rows without a time are in no rollup
@@ -183,11 +193,16 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		return 0, span, nil
 	}
 	// Everything up to the transaction below only reads the snapshot and writes scratch
-	// tables. The stored events are read in four passes, each over one or two integer key
-	// hashes (never the string columns of every event), in the order the keys depend on
-	// each other; the few rows found are then fetched by row id. A hash collision only
-	// adds rows to recompute; NULL keys are left out of the key lists (hash(NULL) is a
-	// value).
+	// tables. The stored events are found in five passes, each over one or two integer key
+	// hashes of every event, in the order the keys depend on each other; each pass keeps
+	// the hashes and types of the rows it finds, which is all the next one needs. Only then
+	// are the rows' string and other columns read, once: reading any string column of the
+	// stored events costs a full scan of it however few rows are wanted (~1.5 s for all
+	// columns at 10M events). A hash collision only adds rows to recompute. NULL keys are
+	// left out of the key lists: hash(NULL) is a value (nul below), and a real key with
+	// that very hash would be missed (odds ~1 in 10^19 per key).
+	const nul = "hash(CAST(NULL AS VARCHAR))"
+	const status = "('sent', 'delivered', 'read', 'failed')"
 	err = run(
 		// Messages the new events name.
 		`CREATE TEMP TABLE inc_m0 AS
@@ -197,62 +212,73 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		// Pass 1: events naming those messages. Affected contacts and conversations: the new
 		// events' and theirs.
 		`CREATE TEMP TABLE inc_a AS
-			SELECT rowid AS r FROM {g}.ev WHERE mh IN (SELECT h FROM temp.inc_hm0) OR rh IN (SELECT h FROM temp.inc_hm0)`,
-		`CREATE TEMP TABLE inc_arows AS
-			SELECT contact_id, conversation_id FROM {g}.ev WHERE rowid IN (SELECT r FROM temp.inc_a)
-			UNION ALL SELECT contact_id, conversation_id FROM temp.inc_d`,
-		`CREATE TEMP TABLE inc_c AS SELECT DISTINCT contact_id FROM temp.inc_arows WHERE contact_id IS NOT NULL`,
-		`CREATE TEMP TABLE inc_v AS SELECT DISTINCT conversation_id FROM temp.inc_arows WHERE conversation_id IS NOT NULL`,
-		`CREATE TEMP TABLE inc_hc AS SELECT DISTINCT hash(contact_id) AS h FROM temp.inc_c`,
+			SELECT rowid AS r, ch, vh FROM {g}.ev WHERE mh IN (SELECT h FROM temp.inc_hm0) OR rh IN (SELECT h FROM temp.inc_hm0)`,
+		`CREATE TEMP TABLE inc_hc AS
+			SELECT DISTINCT h FROM (SELECT ch AS h FROM temp.inc_a UNION ALL SELECT ch FROM temp.inc_d) WHERE h <> `+nul,
+		`CREATE TEMP TABLE inc_hv AS
+			SELECT DISTINCT h FROM (SELECT vh AS h FROM temp.inc_a UNION ALL SELECT vh FROM temp.inc_d) WHERE h <> `+nul,
 		// Pass 2: every event of an affected contact. Affected messages: the named ones, and
 		// every message sent to an affected contact (a new send or reply can move
 		// last-touch credit between them).
-		`CREATE TEMP TABLE inc_b AS SELECT rowid AS r FROM {g}.ev WHERE ch IN (SELECT h FROM temp.inc_hc)`,
-		`CREATE TEMP TABLE inc_m AS
-			SELECT message_id FROM temp.inc_m0
-			UNION SELECT message_id FROM {g}.ev WHERE rowid IN (SELECT r FROM temp.inc_b) AND type = 'sent'
-			UNION SELECT message_id FROM temp.inc_d WHERE ch IN (SELECT h FROM temp.inc_hc) AND type = 'sent'`,
-		`CREATE TEMP TABLE inc_hm AS SELECT DISTINCT hash(message_id) AS h FROM temp.inc_m WHERE message_id IS NOT NULL`,
+		`CREATE TEMP TABLE inc_b AS
+			SELECT rowid AS r, mh, type = 'sent' AS sent, type NOT IN `+status+` AS fe FROM {g}.ev WHERE ch IN (SELECT h FROM temp.inc_hc)`,
+		`CREATE TEMP TABLE inc_hm AS
+			SELECT DISTINCT h FROM (
+				SELECT h FROM temp.inc_hm0
+				UNION ALL SELECT mh FROM temp.inc_b WHERE sent
+				UNION ALL SELECT mh FROM temp.inc_d WHERE ch IN (SELECT h FROM temp.inc_hc) AND type = 'sent')
+			WHERE h <> `+nul,
 		// Pass 3: events naming an affected message.
 		`CREATE TEMP TABLE inc_cm AS
-			SELECT rowid AS r, mh, rh FROM {g}.ev WHERE mh IN (SELECT h FROM temp.inc_hm) OR rh IN (SELECT h FROM temp.inc_hm)`,
-		// Affected events (f_evt rows): of affected contacts, naming affected messages, new.
-		`CREATE TEMP TABLE inc_e AS
-			SELECT event_id, contact_id FROM {g}.ev
-			WHERE rowid IN (SELECT r FROM temp.inc_b UNION SELECT r FROM temp.inc_cm) AND type NOT IN ('sent', 'delivered', 'read', 'failed')
-			UNION ALL SELECT event_id, contact_id FROM temp.inc_d WHERE type NOT IN ('sent', 'delivered', 'read', 'failed')`,
-		// The events those rows depend on: everything of the affected contacts, of the
-		// contacts of affected events (their last-touch candidates) and of affected
-		// messages (whose events credit them), of the affected conversations and messages,
-		// and the sent rows of every message they name.
-		`CREATE TEMP TABLE inc_cc AS
-			SELECT contact_id FROM temp.inc_c UNION SELECT contact_id FROM temp.inc_e
-			UNION SELECT contact_id FROM {g}.ev WHERE rowid IN (SELECT r FROM temp.inc_cm) AND mh IN (SELECT h FROM temp.inc_hm) AND type = 'sent'
-			UNION SELECT contact_id FROM temp.inc_d WHERE mh IN (SELECT h FROM temp.inc_hm) AND type = 'sent'`,
-		`CREATE TEMP TABLE inc_hcc AS SELECT DISTINCT hash(contact_id) AS h FROM temp.inc_cc WHERE contact_id IS NOT NULL`,
-		`CREATE TEMP TABLE inc_hv AS SELECT DISTINCT hash(conversation_id) AS h FROM temp.inc_v`,
+			SELECT rowid AS r, mh, rh, ch, type = 'sent' AS sent, type NOT IN `+status+` AS fe FROM {g}.ev
+			WHERE mh IN (SELECT h FROM temp.inc_hm) OR rh IN (SELECT h FROM temp.inc_hm)`,
+		// Affected events (f_evt rows, fe): of affected contacts, naming affected messages,
+		// new. The events those rows depend on: everything of the affected contacts, of the
+		// contacts of affected events (their last-touch candidates) and of affected messages
+		// (whose events credit them), of the affected conversations and messages, and the
+		// sent rows of every message they name.
+		`CREATE TEMP TABLE inc_hcc AS
+			SELECT DISTINCT h FROM (
+				SELECT h FROM temp.inc_hc
+				UNION ALL SELECT ch FROM temp.inc_cm WHERE fe
+				UNION ALL SELECT ch FROM temp.inc_d WHERE type NOT IN `+status+`
+				UNION ALL SELECT ch FROM temp.inc_cm WHERE sent AND mh IN (SELECT h FROM temp.inc_hm)
+				UNION ALL SELECT ch FROM temp.inc_d WHERE type = 'sent' AND mh IN (SELECT h FROM temp.inc_hm))
+			WHERE h <> `+nul,
 		// Pass 4: events of those contacts and conversations (the events naming affected
 		// messages are pass 3's), with the hashes of the messages they name.
 		`CREATE TEMP TABLE inc_rows AS
 			SELECT rowid AS r, mh, rh FROM {g}.ev WHERE ch IN (SELECT h FROM temp.inc_hcc) OR vh IN (SELECT h FROM temp.inc_hv)
 			UNION SELECT r, mh, rh FROM temp.inc_cm`,
-		// Pass 5: the sent rows of every message those events and the new ones name. The
-		// hashes come from the passes, so the wide rows are read once, below: reading every
-		// column of the stored events by row id costs a full scan (~1.5 s at 10M events)
-		// however few rows it returns. hash(NULL) stands for "no message" here; a message id
-		// with that very hash would be missed (odds ~1 in 10^19 per id).
+		// Pass 5: the sent rows of every message those events and the new ones name.
 		`CREATE TEMP TABLE inc_hop AS
 			SELECT DISTINCT h FROM (
 				SELECT mh AS h FROM temp.inc_rows UNION ALL SELECT rh FROM temp.inc_rows
 				UNION ALL SELECT mh FROM temp.inc_d UNION ALL SELECT rh FROM temp.inc_d)
-			WHERE h <> hash(CAST(NULL AS VARCHAR))`,
+			WHERE h <> `+nul,
 		`CREATE TEMP TABLE inc_hopr AS
 			SELECT rowid AS r FROM {g}.ev WHERE mh IN (SELECT h FROM temp.inc_hop) AND type = 'sent'`,
+		// The rows, read once (_r: the stored row's id). Every row of passes 1-3 is among
+		// them: pass 1's name messages of pass 3's keys, pass 2's have pass 4's contacts.
 		`CREATE TEMP TABLE inc_sub AS
-			SELECT * FROM {g}.ev WHERE rowid IN (SELECT r FROM temp.inc_rows UNION SELECT r FROM temp.inc_hopr)
-			UNION ALL SELECT * FROM temp.inc_d`,
+			SELECT rowid AS _r, * FROM {g}.ev WHERE rowid IN (SELECT r FROM temp.inc_rows UNION SELECT r FROM temp.inc_hopr)
+			UNION ALL SELECT NULL, * FROM temp.inc_d`,
+		// The keys of the fact rows to replace.
+		`CREATE TEMP TABLE inc_m AS
+			SELECT message_id FROM temp.inc_m0
+			UNION SELECT message_id FROM temp.inc_sub WHERE _r IN (SELECT r FROM temp.inc_b WHERE sent)
+			UNION SELECT message_id FROM temp.inc_d WHERE ch IN (SELECT h FROM temp.inc_hc) AND type = 'sent'`,
+		`CREATE TEMP TABLE inc_e AS
+			SELECT event_id, contact_id FROM temp.inc_sub
+			WHERE _r IN (SELECT r FROM temp.inc_b WHERE fe UNION SELECT r FROM temp.inc_cm WHERE fe)
+			UNION ALL SELECT event_id, contact_id FROM temp.inc_d WHERE type NOT IN `+status,
+		`CREATE TEMP TABLE inc_v AS
+			SELECT DISTINCT conversation_id FROM (
+				SELECT conversation_id FROM temp.inc_sub WHERE _r IN (SELECT r FROM temp.inc_a)
+				UNION ALL SELECT conversation_id FROM temp.inc_d)
+			WHERE conversation_id IS NOT NULL`,
 		`CREATE SCHEMA {inc}`,
-		`CREATE TABLE {inc}.ev AS SELECT * FROM temp.inc_sub ORDER BY arr`,
+		`CREATE TABLE {inc}.ev AS SELECT * EXCLUDE (_r) FROM temp.inc_sub ORDER BY arr`,
 	)
 	if err != nil {
 		return 0, span, err
@@ -296,6 +322,43 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		FactConversation: "conversation_id IN (SELECT conversation_id FROM temp.inc_v)",
 		FactTurn:         "conversation_id IN (SELECT conversation_id FROM temp.inc_v)",
 	}
+	// The big fact tables' old rows are found by their key's hash (kh, one integer column)
+	// rather than by the keys: matching string keys reads those string columns of every row
+	// (~1 s for f_evt at 10M events, 2 s at 100M). Each deleted row's keys are then checked
+	// against the affected ones; a hash collision with another row fails the increment,
+	// which rolls back, and a full build runs instead.
+	affectedEvents, err := stringSet(ctx, conn, "SELECT event_id FROM temp.inc_e")
+	if err != nil {
+		return 0, span, err
+	}
+	affectedMessages, err := stringSet(ctx, conn, "SELECT message_id FROM temp.inc_m")
+	if err != nil {
+		return 0, span, err
+	}
+	err = run(
+		`CREATE TEMP TABLE inc_km AS SELECT DISTINCT hash(message_id) AS h FROM temp.inc_m WHERE message_id IS NOT NULL`,
+		`CREATE TEMP TABLE inc_ke AS SELECT DISTINCT hash(event_id) AS h FROM temp.inc_e WHERE event_id IS NOT NULL UNION SELECT h FROM temp.inc_km`,
+	)
+	if err != nil {
+		return 0, span, err
+	}
+	type hashedKey struct {
+		where string // the rows to delete, by kh
+		cols  string // the key columns returned for the check
+		n     int
+		check func(k []sql.NullString) bool
+	}
+	hashed := map[Fact]hashedKey{
+		FactMessage: {"kh IN (SELECT h FROM temp.inc_km)", "message_id", 1, func(k []sql.NullString) bool {
+			return k[0].Valid && affectedMessages[k[0].String]
+		}},
+		FactEvent: {"kh IN (SELECT h FROM temp.inc_ke)", "event_id, message_id, type", 3, func(k []sql.NullString) bool {
+			if k[0].Valid {
+				return affectedEvents[k[0].String]
+			}
+			return k[2].String == "_delivery" && k[1].Valid && affectedMessages[k[1].String]
+		}},
+	}
 	for _, f := range rollupFacts {
 		t := factTime[f]
 		cols, err := tableColumns(ctx, conn, gs, string(f))
@@ -308,11 +371,17 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		// recomputed only for the hours whose rows changed. Most recomputed rows come back
 		// unchanged (a contact's earlier messages keep their outcomes), and recomputing every
 		// hour they sit in would re-aggregate most of the store's history.
-		left, err := hourRows(fmt.Sprintf(`DELETE FROM {g}.%s WHERE %s RETURNING date_trunc('hour', %s), %s`, f, keys[f], t, rowHash))
+		del := fmt.Sprintf(`DELETE FROM {g}.%s WHERE %s RETURNING date_trunc('hour', %s), %s`, f, keys[f], t, rowHash)
+		var hk hashedKey
+		if k, ok := hashed[f]; ok {
+			hk = k
+			del = fmt.Sprintf(`DELETE FROM {g}.%s WHERE %s RETURNING date_trunc('hour', %s), %s, %s`, f, k.where, t, rowHash, k.cols)
+		}
+		left, err := hourRows(del, hk.n, hk.check)
 		if err != nil {
 			return 0, span, err
 		}
-		entered, err := hourRows(fmt.Sprintf(`SELECT date_trunc('hour', %s), %s FROM {inc}.%s WHERE %s`, t, rowHash, f, keys[f]))
+		entered, err := hourRows(fmt.Sprintf(`SELECT date_trunc('hour', %s), %s FROM {inc}.%s WHERE %s`, t, rowHash, f, keys[f]), 0, nil)
 		if err != nil {
 			return 0, span, err
 		}
@@ -355,6 +424,29 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		inTx = false
 	}
 	return added, span, err
+}
+
+// errKeyHashCollision fails an increment whose hashed-key DELETE met a row of another key.
+var errKeyHashCollision = errors.New("update facts: a fact row's key hash matched an unaffected key")
+
+// stringSet runs a query of one string column and returns its non-NULL values.
+func stringSet(ctx context.Context, conn *sql.Conn, q string) (map[string]bool, error) {
+	rows, err := conn.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("update facts: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var v sql.NullString
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("update facts: %w", err)
+		}
+		if v.Valid {
+			out[v.String] = true
+		}
+	}
+	return out, rows.Err()
 }
 
 // changedHours are the hours whose multiset of rows (by hash of all columns) differs

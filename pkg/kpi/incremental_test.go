@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,7 +55,18 @@ func requireSameAnswers(t *testing.T, label string, queries []string, from, to t
 func TestIncrementsMatchFullBuild(t *testing.T) {
 	rng, end := seededRand(t), time.Date(2026, 3, 30, 13, 17, 0, 0, time.UTC)
 	all := demoEvents(t, rng, 12_000, end)
-	messy := messyEvents(rng, end.AddDate(0, 0, -10), 10, 1500)
+	// Dense messy events (all 40 contacts in every segment) and sparse ones: the sparse
+	// ones' replies to other contacts' messages reach contacts no other new event touches.
+	messy := append(messyEvents(rng, end.AddDate(0, 0, -10), 10, 1000),
+		messyEventsAmong(rng, end.AddDate(0, 0, -10), 10, 1000, 200, 100)...)
+	for i := range messy[1000:] {
+		m := &messy[1000+i]
+		m.EventID = "sparse-" + m.EventID
+		m.MessageID = strings.Replace(m.MessageID, "mm-", "sm-", 1)
+		m.ReplyTo = strings.Replace(m.ReplyTo, "mm-", "sm-", 1)
+		m.ContactID = strings.Replace(m.ContactID, "mc-", "sc-", 1)
+		m.ConversationID = strings.Replace(m.ConversationID, "mv-", "sv-", 1)
+	}
 	for _, m := range messy { // spread through the arrivals
 		i := rng.Intn(len(all))
 		all = append(all[:i], append([]events.Event{m}, all[i:]...)...)
@@ -122,4 +134,63 @@ func TestIncrementsMatchFullBuild(t *testing.T) {
 	require.NoError(t, err)
 	t.Logf("%d segments, %d events", st.Files, st.Events)
 	require.Greater(t, step, 6)
+}
+
+// TestIncrementCrossContactCredit: a conversion of contact X names a message sent to
+// another contact (Y), and takes its credit by last touch from X's own campaign message.
+// When a later segment touches only Y, the increment recomputes Y's messages and the
+// events naming them, X's conversion among them, so it must also read X's messages; a
+// full build is the reference.
+func TestIncrementCrossContactCredit(t *testing.T) {
+	t0 := time.Date(2026, 3, 20, 9, 0, 0, 0, time.UTC)
+	val := 42.5
+	first := []events.Event{
+		{EventID: "s-y", TS: t0.Add(-24 * time.Hour), Type: "sent", MessageID: "m-y", ContactID: "y", Sender: "campaign", Campaign: "for-y"},
+		{EventID: "s-x", TS: t0, Type: "sent", MessageID: "m-x", ContactID: "x", Sender: "campaign", Campaign: "for-x"},
+		{EventID: "conv-x", TS: t0.Add(time.Hour), Type: "converted", ContactID: "x", MessageID: "m-y", Value: &val, Currency: "EUR"},
+	}
+	// Y writes: Y's messages (m-y) are recomputed, and with them X's conversion naming m-y.
+	later := []events.Event{{EventID: "recv-y", TS: t0.Add(2 * time.Hour), Type: "received", ContactID: "y", MessageID: "in-y"}}
+
+	defer kpi.SetMaxIncrementalShare(1e9)()
+	dir := t.TempDir()
+	w, err := store.OpenWriter(dir)
+	require.NoError(t, err)
+	defer w.Close()
+	src, err := store.OpenSource(dir)
+	require.NoError(t, err)
+	inc, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 256, CheckEvery: time.Nanosecond})
+	require.NoError(t, err)
+	defer inc.Close()
+	ctx := context.Background()
+	_, err = w.Append(ctx, first, store.AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, inc.Refresh(ctx))
+	_, err = w.Append(ctx, later, store.AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, inc.Refresh(ctx))
+	st, err := inc.Stats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, st.Increments)
+
+	full, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 256, NoIncremental: true})
+	require.NoError(t, err)
+	defer full.Close()
+	q := `{"queryType":"table","metrics":["conversions_total","revenue"],"groupBy":["campaign"]}`
+	requireSameAnswers(t, "", []string{q}, t0.Add(-48*time.Hour), t0.Add(48*time.Hour), full, inc)
+	// And the reference itself credits X's own campaign.
+	res, err := full.Run(ctx, kpi.Request{Query: mustQuery(t, q), From: t0.Add(-48 * time.Hour), To: t0.Add(48 * time.Hour), Interval: time.Hour, MaxDataPoints: 100})
+	require.NoError(t, err)
+	require.Len(t, res, 1)
+	campaigns, conversions := res[0].Fields[0], res[0].Fields[1]
+	found := false
+	for i := 0; i < campaigns.Len(); i++ {
+		if c, ok := campaigns.ConcreteAt(i); ok && fmt.Sprint(c) == "for-x" {
+			found = true
+			v, ok := conversions.ConcreteAt(i)
+			require.True(t, ok)
+			require.EqualValues(t, 1, v, "conversions credited to for-x")
+		}
+	}
+	require.True(t, found, "the conversion is credited to X's campaign: %v", res[0])
 }

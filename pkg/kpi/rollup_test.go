@@ -19,8 +19,14 @@ import (
 )
 
 // messyEvents are random events the demo generator never writes: missing dimensions,
-// replies to other contacts' messages, statuses of unknown messages, odd seconds.
+// replies to other contacts' messages, statuses of unknown messages, odd seconds; among 40
+// contacts and 30 conversations.
 func messyEvents(rng *rand.Rand, start time.Time, days, n int) []events.Event {
+	return messyEventsAmong(rng, start, days, n, 40, 30)
+}
+
+// messyEventsAmong is messyEvents among the given numbers of contacts and conversations.
+func messyEventsAmong(rng *rand.Rand, start time.Time, days, n, contacts, conversations int) []events.Event {
 	pick := func(vals ...string) string { return vals[rng.Intn(len(vals))] }
 	types := []string{"sent", "sent", "sent", "delivered", "read", "failed", "received", "clicked", "converted",
 		"blocked", "opted_out", "reported", "conversation_opened", "resolved", "escalated", "abandoned", "csat", "nps"}
@@ -29,7 +35,7 @@ func messyEvents(rng *rand.Rand, start time.Time, days, n int) []events.Event {
 		ts := start.Add(time.Duration(rng.Int63n(int64(days) * int64(24*time.Hour))))
 		e := events.Event{EventID: fmt.Sprintf("messy-%d", i), TS: ts, Type: types[rng.Intn(len(types))]}
 		msg := fmt.Sprintf("mm-%d", rng.Intn(n/3+1))
-		contact := fmt.Sprintf("mc-%d", rng.Intn(40))
+		contact := fmt.Sprintf("mc-%d", rng.Intn(contacts))
 		switch e.Type {
 		case "sent":
 			e.MessageID, e.ContactID = msg, contact
@@ -39,7 +45,7 @@ func messyEvents(rng *rand.Rand, start time.Time, days, n int) []events.Event {
 			}
 			e.Country = pick("IT", "DE", "")
 			e.BusinessNumber = pick("b1", "b2")
-			e.ConversationID = fmt.Sprintf("mv-%d", rng.Intn(30))
+			e.ConversationID = fmt.Sprintf("mv-%d", rng.Intn(conversations))
 			if e.Sender == "agent" {
 				e.AgentID = pick("a1", "a2")
 			}
@@ -55,17 +61,23 @@ func messyEvents(rng *rand.Rand, start time.Time, days, n int) []events.Event {
 			e.ContactID = contact
 			if e.Type == "received" {
 				e.MessageID = "in-" + e.EventID
-				e.ConversationID = fmt.Sprintf("mv-%d", rng.Intn(30))
+				e.ConversationID = fmt.Sprintf("mv-%d", rng.Intn(conversations))
 			}
 			if rng.Intn(4) == 0 {
 				e.ReplyTo = msg // maybe another contact's message
 			}
+			if e.Type == "clicked" && e.ReplyTo == "" && rng.Intn(3) == 0 {
+				e.MessageID = msg // names a message but is credited by last touch
+			}
 		case "converted":
 			e.ContactID = contact
+			if rng.Intn(3) == 0 {
+				e.MessageID = msg
+			}
 			v := float64(rng.Intn(10000)) / 100
 			e.Value, e.Currency = &v, "EUR"
 		case "conversation_opened", "resolved", "escalated", "abandoned":
-			e.ConversationID = fmt.Sprintf("mv-%d", rng.Intn(30))
+			e.ConversationID = fmt.Sprintf("mv-%d", rng.Intn(conversations))
 			e.ContactID = contact
 			e.Sender = pick("bot", "agent", "customer")
 			if e.Sender == "agent" {
@@ -76,7 +88,7 @@ func messyEvents(rng *rand.Rand, start time.Time, days, n int) []events.Event {
 			}
 		case "csat", "nps":
 			e.ContactID = contact
-			e.ConversationID = fmt.Sprintf("mv-%d", rng.Intn(30))
+			e.ConversationID = fmt.Sprintf("mv-%d", rng.Intn(conversations))
 			v := float64(1 + rng.Intn(5))
 			if e.Type == "nps" {
 				v = float64(rng.Intn(11))
