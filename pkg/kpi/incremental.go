@@ -386,6 +386,7 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 			return 0, span, err
 		}
 		changed := changedHours(left, entered)
+		log.DefaultLogger.Debug("increment rows", "fact", string(f), "replaced", countRows(left), "recomputed", countRows(entered), "changed hours", len(changed), "hour runs", len(hourRuns(changed)))
 		err = run(
 			fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE inc_h AS SELECT unnest(CAST(%s AS TIMESTAMPTZ[])) AS h`, sqlTimes(changed)),
 			fmt.Sprintf(`INSERT INTO {g}.%[1]s SELECT * FROM {inc}.%[1]s WHERE %[2]s ORDER BY %[3]s`, f, keys[f], t),
@@ -401,15 +402,32 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		inRange := fmt.Sprintf("%[1]s >= (SELECT min(h) FROM temp.inc_h) AND %[1]s < (SELECT max(h) FROM temp.inc_h) + INTERVAL 1 HOUR AND date_trunc('hour', %[1]s) IN (SELECT h FROM temp.inc_h)", t)
 		for _, lvl := range rollupLevels(f) {
 			where, old := hours, hours
+			sel := ""
 			switch lvl {
 			case "all":
 				where = inRange
 			case "fine":
 				where, old = inRange, fmt.Sprintf("date_trunc('hour', %s) IN (SELECT h FROM temp.inc_h)", t)
 			}
+			if lvl == "all" || lvl == "fine" {
+				// The changed hours are often a few runs far apart (this hour, and the hours
+				// of a contact's older rows): one scan per run of hours, each bounded by
+				// constants the facts' zone maps can skip by, instead of one scan of
+				// everything between the first and the last.
+				if runs := hourRuns(changed); len(runs) <= maxRollupRuns {
+					parts := make([]string, len(runs))
+					for i, r := range runs {
+						parts[i] = rollupSelect(f, lvl, fmt.Sprintf("%[1]s >= %[2]s AND %[1]s < %[3]s", t, sqlTime(r[0]), sqlTime(r[1])))
+					}
+					sel = "SELECT * FROM (" + strings.Join(parts, " UNION ALL ") + ")"
+				}
+			}
+			if sel == "" {
+				sel = rollupSelect(f, lvl, where)
+			}
 			err = run(
 				fmt.Sprintf(`DELETE FROM {g}.%s WHERE %s`, rollupTable(f, lvl), old),
-				fmt.Sprintf(`INSERT INTO {g}.%s %s ORDER BY 1`, rollupTable(f, lvl), rollupSelect(f, lvl, where)),
+				fmt.Sprintf(`INSERT INTO {g}.%s %s ORDER BY 1`, rollupTable(f, lvl), sel),
 			)
 			if err != nil {
 				return 0, span, err
@@ -479,11 +497,44 @@ func changedHours(before, after map[time.Time]map[uint64]int) []time.Time {
 	return out
 }
 
+// maxRollupRuns bounds the scans of one rollup update (hourRuns); more runs than this are
+// read in one scan of their whole span.
+const maxRollupRuns = 48
+
+// hourRuns groups sorted whole hours into runs of consecutive hours, each as [start, end).
+func hourRuns(hours []time.Time) [][2]time.Time {
+	var runs [][2]time.Time
+	for _, h := range hours {
+		if n := len(runs); n > 0 && runs[n-1][1].Equal(h) {
+			runs[n-1][1] = h.Add(time.Hour)
+			continue
+		}
+		runs = append(runs, [2]time.Time{h, h.Add(time.Hour)})
+	}
+	return runs
+}
+
+// countRows counts the rows of hourRows' result.
+func countRows(m map[time.Time]map[uint64]int) int {
+	n := 0
+	for _, rows := range m {
+		for _, c := range rows {
+			n += c
+		}
+	}
+	return n
+}
+
+// sqlTime renders a time as a DuckDB TIMESTAMPTZ literal.
+func sqlTime(t time.Time) string {
+	return "TIMESTAMPTZ '" + t.UTC().Format("2006-01-02 15:04:05.999999") + "+00'"
+}
+
 // sqlTimes renders times as a DuckDB list literal of TIMESTAMPTZ values.
 func sqlTimes(ts []time.Time) string {
 	list := make([]string, len(ts))
 	for i, t := range ts {
-		list[i] = "TIMESTAMPTZ '" + t.UTC().Format("2006-01-02 15:04:05.999999") + "+00'"
+		list[i] = sqlTime(t)
 	}
 	return "[" + strings.Join(list, ", ") + "]"
 }
