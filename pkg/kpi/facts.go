@@ -102,6 +102,7 @@ func factStatements() []string {
 			WHERE c.credited IS NOT NULL AND c.type IN ('clicked', 'received', 'converted')
 			GROUP BY 1
 		)
+		, r AS (
 		SELECT m.*,
 		       st.deliv_ts, st.read_ts,
 		       coalesce(st.is_failed, false) AS is_failed,
@@ -114,10 +115,14 @@ func factStatements() []string {
 		       (st.deliv_ts IS NOT NULL OR coalesce(cr.n_click, 0) > 0 OR coalesce(cr.n_reply, 0) > 0) AS is_delivered,
 		       st.read_ts IS NOT NULL AS is_read,
 		       coalesce(st.deliv_ts, least(cr.click_ts, cr.reply_ts)) AS first_deliv_ts,
-		       hash(m.message_id) AS kh -- the key's hash: increments find the rows they replace by it
+		       -- The key's hashes and the row's: increments find the rows they replace by kh,
+		       -- check them by kx, and tell the changed ones by rh (incremental.go).
+		       hash(m.message_id) AS kh, hash(m.message_id, 'kx') AS kx
 		FROM {g}.msg AS m
 		LEFT JOIN {g}.st AS st USING (message_id)
 		LEFT JOIN cr USING (message_id)
+		)
+		SELECT r.*, hash(r) AS rh FROM r
 		ORDER BY send_ts`,
 
 		// recv: each contact's first inbound message (new vs returning contacts).
@@ -148,11 +153,14 @@ func factStatements() []string {
 		WHERE {part:coalesce(t.tm, t.event_id)}`,
 		`DROP TABLE {g}.evt_t`,
 		`CREATE TABLE {g}.f_evt AS
+		SELECT r.*, hash(r) AS rh FROM (
 		SELECT e.event_id, CAST(NULL AS VARCHAR) AS message_id, e.type, e.ts, e.contact_id, e.conversation_id, e.value,
 		       ` + inherit("e", "m") + `,
 		       e.agent_id, e.sender, e.message_type, e.currency, CAST(e.error_code AS VARCHAR) AS error_code, e.step,
 		       m.first_recv_ts,
-		       hash(e.event_id) AS kh -- the key's hash (event id; message id for _delivery rows): increments find rows by it
+		       -- The key's hashes (event id; message id for _delivery rows) and, outside, the
+		       -- row's: as in f_msg.
+		       hash(e.event_id) AS kh, hash(e.event_id, 'kx') AS kx
 		FROM (SELECT * FROM {g}.ev WHERE {part:event_id}) AS e
 		JOIN (SELECT * FROM {g}.evt_dim WHERE {part:event_id}) AS m ON m.event_id = e.event_id
 		UNION ALL
@@ -161,15 +169,16 @@ func factStatements() []string {
 		       fm.contact_id, fm.conversation_id, NULL AS value,
 		       ` + own("fm", messageDims) + `,
 		       fm.agent_id, fm.sender, fm.message_type, fm.currency, NULL AS error_code, NULL AS step,
-		       NULL AS first_recv_ts, hash(fm.message_id) AS kh
+		       NULL AS first_recv_ts, hash(fm.message_id, 'd') AS kh, hash(fm.message_id, 'dx') AS kx
 		FROM {g}.f_msg AS fm WHERE fm.first_deliv_ts IS NOT NULL AND {part:fm.message_id}
 		UNION ALL
 		SELECT NULL, st.message_id, '_delivery', st.deliv_ts,
 		       NULL, NULL, NULL, ` + strings.TrimSuffix(strings.Repeat("NULL, ", len(messageDims)), ", ") + `,
-		       NULL, NULL, NULL, NULL, NULL, NULL, NULL, hash(st.message_id)
+		       NULL, NULL, NULL, NULL, NULL, NULL, NULL, hash(st.message_id, 'd'), hash(st.message_id, 'dx')
 		FROM {g}.st AS st
 		WHERE st.deliv_ts IS NOT NULL AND {part:st.message_id}
 		  AND NOT EXISTS (SELECT 1 FROM {g}.msg AS m WHERE m.message_id = st.message_id)
+		) AS r
 		ORDER BY ts`,
 		`DROP TABLE {g}.evt_dim`,
 

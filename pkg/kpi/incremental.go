@@ -130,9 +130,9 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		}
 		return nil
 	}
-	// hourRows runs a statement returning (hour, row hash, key columns...) and counts the
-	// row hashes per hour; check, when set, must accept every row's key columns.
-	hourRows := func(stmt string, nKeys int, check func(keys []sql.NullString) bool) (map[time.Time]map[uint64]int, error) {
+	// hourRows runs a statement returning (hour, row hash), or with check (hour, row hash,
+	// kh, kx), and counts the row hashes per hour; check must accept every row's kh and kx.
+	hourRows := func(stmt string, check func(kh, kx uint64) bool) (map[time.Time]map[uint64]int, error) {
 		stmt = names.Replace(stmt)
 		start := time.Now()
 		rows, err := conn.QueryContext(ctx, stmt)
@@ -142,17 +142,16 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		defer rows.Close()
 		out := map[time.Time]map[uint64]int{}
 		var h sql.NullTime
-		var rh uint64
-		keys := make([]sql.NullString, nKeys)
+		var rh, kh, kx uint64
 		dest := []any{&h, &rh}
-		for i := range keys {
-			dest = append(dest, &keys[i])
+		if check != nil {
+			dest = append(dest, &kh, &kx)
 		}
 		for rows.Next() {
 			if err := rows.Scan(dest...); err != nil {
 				return nil, fmt.Errorf("update facts: %w", err)
 			}
-			if check != nil && !check(keys) {
+			if check != nil && !check(kh, kx) {
 				return nil, errKeyHashCollision
 			}
 			if !h.Valid {
@@ -323,41 +322,30 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		FactTurn:         "conversation_id IN (SELECT conversation_id FROM temp.inc_v)",
 	}
 	// The big fact tables' old rows are found by their key's hash (kh, one integer column)
-	// rather than by the keys: matching string keys reads those string columns of every row
-	// (~1 s for f_evt at 10M events, 2 s at 100M). Each deleted row's keys are then checked
-	// against the affected ones; a hash collision with another row fails the increment,
+	// rather than by the keys, and their hour and row hash (rh) come back from the DELETE:
+	// matching string keys, or hashing the rows as they go, reads every column of every row
+	// (~1 s for f_evt at 10M events). Each deleted row's two key hashes (kh, kx: 128 bits)
+	// must be an affected key's; a row of another key matching both fails the increment,
 	// which rolls back, and a full build runs instead.
-	affectedEvents, err := stringSet(ctx, conn, "SELECT event_id FROM temp.inc_e")
-	if err != nil {
-		return 0, span, err
-	}
-	affectedMessages, err := stringSet(ctx, conn, "SELECT message_id FROM temp.inc_m")
-	if err != nil {
-		return 0, span, err
-	}
 	err = run(
-		`CREATE TEMP TABLE inc_km AS SELECT DISTINCT hash(message_id) AS h FROM temp.inc_m WHERE message_id IS NOT NULL`,
-		`CREATE TEMP TABLE inc_ke AS SELECT DISTINCT hash(event_id) AS h FROM temp.inc_e WHERE event_id IS NOT NULL UNION SELECT h FROM temp.inc_km`,
+		`CREATE TEMP TABLE inc_km AS
+			SELECT DISTINCT hash(message_id) AS h, hash(message_id, 'kx') AS x FROM temp.inc_m WHERE message_id IS NOT NULL`,
+		`CREATE TEMP TABLE inc_ke AS
+			SELECT DISTINCT hash(event_id) AS h, hash(event_id, 'kx') AS x FROM temp.inc_e WHERE event_id IS NOT NULL
+			UNION SELECT DISTINCT hash(message_id, 'd'), hash(message_id, 'dx') FROM temp.inc_m WHERE message_id IS NOT NULL`,
 	)
 	if err != nil {
 		return 0, span, err
 	}
 	type hashedKey struct {
-		where string // the rows to delete, by kh
-		cols  string // the key columns returned for the check
-		n     int
-		check func(k []sql.NullString) bool
+		keys string             // the table of affected (kh, kx) pairs
+		want map[[2]uint64]bool // the same pairs
 	}
-	hashed := map[Fact]hashedKey{
-		FactMessage: {"kh IN (SELECT h FROM temp.inc_km)", "message_id", 1, func(k []sql.NullString) bool {
-			return k[0].Valid && affectedMessages[k[0].String]
-		}},
-		FactEvent: {"kh IN (SELECT h FROM temp.inc_ke)", "event_id, message_id, type", 3, func(k []sql.NullString) bool {
-			if k[0].Valid {
-				return affectedEvents[k[0].String]
-			}
-			return k[2].String == "_delivery" && k[1].Valid && affectedMessages[k[1].String]
-		}},
+	hashed := map[Fact]*hashedKey{FactMessage: {keys: "temp.inc_km"}, FactEvent: {keys: "temp.inc_ke"}}
+	for _, hk := range hashed {
+		if hk.want, err = hashPairs(ctx, conn, "SELECT h, x FROM "+hk.keys); err != nil {
+			return 0, span, err
+		}
 	}
 	for _, f := range rollupFacts {
 		t := factTime[f]
@@ -372,16 +360,17 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		// unchanged (a contact's earlier messages keep their outcomes), and recomputing every
 		// hour they sit in would re-aggregate most of the store's history.
 		del := fmt.Sprintf(`DELETE FROM {g}.%s WHERE %s RETURNING date_trunc('hour', %s), %s`, f, keys[f], t, rowHash)
-		var hk hashedKey
-		if k, ok := hashed[f]; ok {
-			hk = k
-			del = fmt.Sprintf(`DELETE FROM {g}.%s WHERE %s RETURNING date_trunc('hour', %s), %s, %s`, f, k.where, t, rowHash, k.cols)
+		var check func(kh, kx uint64) bool
+		if hk, ok := hashed[f]; ok {
+			rowHash = "rh"
+			del = fmt.Sprintf(`DELETE FROM {g}.%s WHERE kh IN (SELECT h FROM %s) RETURNING date_trunc('hour', %s), rh, kh, kx`, f, hk.keys, t)
+			check = func(kh, kx uint64) bool { return hk.want[[2]uint64{kh, kx}] }
 		}
-		left, err := hourRows(del, hk.n, hk.check)
+		left, err := hourRows(del, check)
 		if err != nil {
 			return 0, span, err
 		}
-		entered, err := hourRows(fmt.Sprintf(`SELECT date_trunc('hour', %s), %s FROM {inc}.%s WHERE %s`, t, rowHash, f, keys[f]), 0, nil)
+		entered, err := hourRows(fmt.Sprintf(`SELECT date_trunc('hour', %s), %s FROM {inc}.%s WHERE %s`, t, rowHash, f, keys[f]), nil)
 		if err != nil {
 			return 0, span, err
 		}
@@ -445,24 +434,22 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 }
 
 // errKeyHashCollision fails an increment whose hashed-key DELETE met a row of another key.
-var errKeyHashCollision = errors.New("update facts: a fact row's key hash matched an unaffected key")
+var errKeyHashCollision = errors.New("update facts: a fact row's key hashes matched no affected key")
 
-// stringSet runs a query of one string column and returns its non-NULL values.
-func stringSet(ctx context.Context, conn *sql.Conn, q string) (map[string]bool, error) {
+// hashPairs runs a query of two UBIGINT columns and returns its rows.
+func hashPairs(ctx context.Context, conn *sql.Conn, q string) (map[[2]uint64]bool, error) {
 	rows, err := conn.QueryContext(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("update facts: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]bool{}
+	out := map[[2]uint64]bool{}
 	for rows.Next() {
-		var v sql.NullString
-		if err := rows.Scan(&v); err != nil {
+		var p [2]uint64
+		if err := rows.Scan(&p[0], &p[1]); err != nil {
 			return nil, fmt.Errorf("update facts: %w", err)
 		}
-		if v.Valid {
-			out[v.String] = true
-		}
+		out[p] = true
 	}
 	return out, rows.Err()
 }
