@@ -226,7 +226,8 @@ func factStatements() []string {
 			       bool_or(type = 'abandoned') AS abandoned
 			FROM {g}.ev WHERE type IN ('escalated', 'abandoned') AND conversation_id IS NOT NULL
 			GROUP BY conversation_id
-		)
+		),
+		r AS (
 		SELECT op.conversation_id, op.ts AS opened_ts, op.contact_id,
 		       ` + own("op", messageDims) + `,
 		       coalesce(op.agent_id, frt.frt_agent, res.res_agent) AS agent_id,
@@ -235,11 +236,14 @@ func factStatements() []string {
 		       epoch(res.res_ts) - epoch(op.ts) AS res_s, res.res_agent,
 		       coalesce(flags.escalated, false) AS escalated,
 		       coalesce(flags.abandoned, false) AS abandoned,
-		       (res.res_sender = 'bot' AND NOT coalesce(flags.escalated, false)) AS self_resolved
+		       (res.res_sender = 'bot' AND NOT coalesce(flags.escalated, false)) AS self_resolved,
+		       hash(op.conversation_id) AS kh, hash(op.conversation_id, 'kx') AS kx -- as in f_msg
 		FROM op
 		LEFT JOIN frt ON frt.conversation_id = op.conversation_id
 		LEFT JOIN res ON res.conversation_id = op.conversation_id
 		LEFT JOIN flags ON flags.conversation_id = op.conversation_id
+		)
+		SELECT r.*, hash(r) AS rh FROM r
 		ORDER BY opened_ts`,
 		`DROP TABLE {g}.conv_op`,
 
@@ -267,14 +271,18 @@ func factStatements() []string {
 			SELECT s.conversation_id, s.ts AS start_ts, a.ts AS answer_ts, a.agent_id AS answer_agent
 			FROM starts AS s ASOF LEFT JOIN answers AS a
 			  ON s.conversation_id = a.conversation_id AND a.ts >= s.ts
-		)
+		),
+		r AS (
 		SELECT t.start_ts, t.conversation_id, c.contact_id,
 		       ` + own("c", messageDims) + `,
 		       t.answer_agent AS agent_id, c.sender, c.message_type, c.currency,
 		       CAST(NULL AS VARCHAR) AS error_code, CAST(NULL AS VARCHAR) AS step,
-		       epoch(t.answer_ts) - epoch(t.start_ts) AS resp_s
+		       epoch(t.answer_ts) - epoch(t.start_ts) AS resp_s,
+		       hash(t.conversation_id) AS kh, hash(t.conversation_id, 'kx') AS kx -- as in f_msg
 		FROM t LEFT JOIN {g}.f_conv AS c ON c.conversation_id = t.conversation_id
-		ORDER BY t.start_ts`,
+		)
+		SELECT r.*, hash(r) AS rh FROM r
+		ORDER BY start_ts`,
 
 		// f_quality: rating changes; rows with a template are template ratings.
 		`CREATE TABLE {g}.f_quality AS ` + qualitySelect("{g}.ev"),

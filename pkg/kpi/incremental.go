@@ -51,9 +51,25 @@ func appendedFiles(before, now []store.Segment) ([]store.Segment, bool) {
 	return now[len(before):], true
 }
 
-// incTables are an increment's scratch tables.
-var incTables = []string{"inc_r", "inc_seen", "inc_d", "inc_m0", "inc_hm0", "inc_a", "inc_hc", "inc_hv", "inc_b", "inc_hm", "inc_cm",
-	"inc_hcc", "inc_rows", "inc_hop", "inc_hopr", "inc_sub", "inc_m", "inc_e", "inc_v", "inc_h", "inc_km", "inc_ke"}
+// dropScratch drops an increment's scratch tables (temp.inc_*).
+func dropScratch(conn *sql.Conn) {
+	ctx := context.Background()
+	rows, err := conn.QueryContext(ctx, `SELECT table_name FROM duckdb_tables() WHERE database_name = 'temp' AND starts_with(table_name, 'inc_')`)
+	if err != nil {
+		return
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if rows.Scan(&n) == nil {
+			names = append(names, n)
+		}
+	}
+	rows.Close()
+	for _, n := range names {
+		_, _ = conn.ExecContext(ctx, `DROP TABLE IF EXISTS temp."`+n+`"`)
+	}
+}
 
 // tryIncrement updates old in place when files are old's plus appended ones; done is false
 // when a full build must run instead.
@@ -111,9 +127,7 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 			_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
 		}
 		_, _ = conn.ExecContext(context.Background(), "DROP SCHEMA IF EXISTS "+g.schema+"_inc CASCADE")
-		for _, t := range incTables {
-			_, _ = conn.ExecContext(context.Background(), "DROP TABLE IF EXISTS temp."+t)
-		}
+		dropScratch(conn)
 	}()
 	gs := g.schema
 	inc := gs + "_inc"
@@ -321,11 +335,10 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		FactConversation: "conversation_id IN (SELECT conversation_id FROM temp.inc_v)",
 		FactTurn:         "conversation_id IN (SELECT conversation_id FROM temp.inc_v)",
 	}
-	// The big fact tables' old rows are found by their key's hash (kh, one integer column)
-	// rather than by the keys, and their hour and row hash (rh) come back from the DELETE:
-	// matching string keys, or hashing the rows as they go, reads every column of every row
-	// (~1 s for f_evt at 10M events). Each deleted row's two key hashes (kh, kx: 128 bits)
-	// must be an affected key's; a row of another key matching both fails the increment,
+	// The fact tables' old rows are found by their key's hash (kh, one integer column)
+	// rather than by the keys: matching string keys reads those string columns of every
+	// row (~1 s for f_evt at 10M events). Each row found must have an affected key's two
+	// key hashes (kh, kx: 128 bits); a row of another key matching kh fails the increment,
 	// which rolls back, and a full build runs instead.
 	err = run(
 		`CREATE TEMP TABLE inc_km AS
@@ -337,11 +350,17 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	if err != nil {
 		return 0, span, err
 	}
+	err = run(`CREATE TEMP TABLE inc_kv AS
+		SELECT DISTINCT hash(conversation_id) AS h, hash(conversation_id, 'kx') AS x FROM temp.inc_v`)
+	if err != nil {
+		return 0, span, err
+	}
 	type hashedKey struct {
 		keys string             // the table of affected (kh, kx) pairs
 		want map[[2]uint64]bool // the same pairs
 	}
-	hashed := map[Fact]*hashedKey{FactMessage: {keys: "temp.inc_km"}, FactEvent: {keys: "temp.inc_ke"}}
+	hashed := map[Fact]*hashedKey{FactMessage: {keys: "temp.inc_km"}, FactEvent: {keys: "temp.inc_ke"},
+		FactConversation: {keys: "temp.inc_kv"}, FactTurn: {keys: "temp.inc_kv"}}
 	for _, hk := range hashed {
 		if hk.want, err = hashPairs(ctx, conn, "SELECT h, x FROM "+hk.keys); err != nil {
 			return 0, span, err
@@ -349,29 +368,28 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	}
 	for _, f := range rollupFacts {
 		t := factTime[f]
-		cols, err := tableColumns(ctx, conn, gs, string(f))
-		if err != nil {
-			return 0, span, err
-		}
-		rowHash := "hash(" + strings.Join(cols, ", ") + ")"
-		// The old rows go and the recomputed ones come, noting each row's hour and a hash of
-		// all its columns: an hour's rollups depend only on the rows in that hour, so they are
+		hk := hashed[f]
+		// The old rows go and the recomputed ones come, noting each row's hour and hash (rh,
+		// stored): an hour's rollups depend only on the rows in that hour, so they are
 		// recomputed only for the hours whose rows changed. Most recomputed rows come back
 		// unchanged (a contact's earlier messages keep their outcomes), and recomputing every
-		// hour they sit in would re-aggregate most of the store's history.
-		del := fmt.Sprintf(`DELETE FROM {g}.%s WHERE %s RETURNING date_trunc('hour', %s), %s`, f, keys[f], t, rowHash)
-		var check func(kh, kx uint64) bool
-		if hk, ok := hashed[f]; ok {
-			rowHash = "rh"
-			del = fmt.Sprintf(`DELETE FROM {g}.%s WHERE kh IN (SELECT h FROM %s) RETURNING date_trunc('hour', %s), rh, kh, kx`, f, hk.keys, t)
-			check = func(kh, kx uint64) bool { return hk.want[[2]uint64{kh, kx}] }
-		}
-		left, err := hourRows(del, check)
+		// hour they sit in would re-aggregate most of the store's history. The old rows are
+		// found first and deleted by row id: a DELETE ... RETURNING reads every column of
+		// every row, whatever it returns.
+		err = run(fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE inc_old AS
+			SELECT rowid AS r, date_trunc('hour', %s) AS h, rh, kh, kx FROM {g}.%s WHERE kh IN (SELECT h FROM %s)`, t, f, hk.keys))
 		if err != nil {
 			return 0, span, err
 		}
-		entered, err := hourRows(fmt.Sprintf(`SELECT date_trunc('hour', %s), %s FROM {inc}.%s WHERE %s`, t, rowHash, f, keys[f]), nil)
+		left, err := hourRows(`SELECT h, rh, kh, kx FROM temp.inc_old`, func(kh, kx uint64) bool { return hk.want[[2]uint64{kh, kx}] })
 		if err != nil {
+			return 0, span, err
+		}
+		entered, err := hourRows(fmt.Sprintf(`SELECT date_trunc('hour', %s), rh FROM {inc}.%s WHERE %s`, t, f, keys[f]), nil)
+		if err != nil {
+			return 0, span, err
+		}
+		if err := run(fmt.Sprintf(`DELETE FROM {g}.%s WHERE rowid IN (SELECT r FROM temp.inc_old)`, f)); err != nil {
 			return 0, span, err
 		}
 		changed := changedHours(left, entered)
@@ -433,7 +451,7 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	return added, span, err
 }
 
-// errKeyHashCollision fails an increment whose hashed-key DELETE met a row of another key.
+// errKeyHashCollision fails an increment whose lookup by key hash met a row of another key.
 var errKeyHashCollision = errors.New("update facts: a fact row's key hashes matched no affected key")
 
 // hashPairs runs a query of two UBIGINT columns and returns its rows.
@@ -524,30 +542,6 @@ func sqlTimes(ts []time.Time) string {
 		list[i] = sqlTime(t)
 	}
 	return "[" + strings.Join(list, ", ") + "]"
-}
-
-// tableColumns lists a table's columns in order, quoted.
-func tableColumns(ctx context.Context, conn *sql.Conn, schema, table string) ([]string, error) {
-	rows, err := conn.QueryContext(ctx, "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? ORDER BY column_index", schema, table)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var cols []string
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return nil, err
-		}
-		cols = append(cols, `"`+strings.ReplaceAll(c, `"`, `""`)+`"`)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(cols) == 0 {
-		return nil, fmt.Errorf("update facts: table %s.%s has no columns", schema, table)
-	}
-	return cols, nil
 }
 
 // stepName is the start of a statement, for the debug log of increment steps.
