@@ -47,6 +47,22 @@ func requireSameAnswers(t *testing.T, label string, queries []string, from, to t
 	}
 }
 
+// incrementalStore is an empty store directory, its writer, and an engine on it that
+// applies every new segment as an increment (never a full build in between).
+func incrementalStore(t *testing.T) (*store.Writer, *store.Source, *kpi.Engine) {
+	t.Cleanup(kpi.SetMaxIncrementalShare(1e9))
+	dir := t.TempDir()
+	w, err := store.OpenWriter(dir)
+	require.NoError(t, err)
+	t.Cleanup(func() { w.Close() })
+	src, err := store.OpenSource(dir)
+	require.NoError(t, err)
+	inc, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 512, CheckEvery: time.Nanosecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { inc.Close() })
+	return w, src, inc
+}
+
 // TestIncrementsMatchFullBuild feeds a store to an engine segment by segment (each new
 // segment updates the snapshot in place) and requires every answer to equal a full build
 // of the same store, after every few segments. The events are the demo generator's (late
@@ -81,16 +97,7 @@ func TestIncrementsMatchFullBuild(t *testing.T) {
 		all = append(all[:k], append([]events.Event{d}, all[k:]...)...)
 	}
 
-	defer kpi.SetMaxIncrementalShare(1e9)() // never a full build in between
-	dir := t.TempDir()
-	w, err := store.OpenWriter(dir)
-	require.NoError(t, err)
-	defer w.Close()
-	src, err := store.OpenSource(dir)
-	require.NoError(t, err)
-	inc, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 512, CheckEvery: time.Nanosecond})
-	require.NoError(t, err)
-	defer inc.Close()
+	w, src, inc := incrementalStore(t)
 
 	queries := []string{
 		`{"queryType":"table","metrics":["sent","delivered","read","failed","clicks","conversions","revenue","cost","reply_rate"],"groupBy":["campaign","country"],"limit":500}`,
@@ -152,18 +159,9 @@ func TestIncrementCrossContactCredit(t *testing.T) {
 	// Y writes: Y's messages (m-y) are recomputed, and with them X's conversion naming m-y.
 	later := []events.Event{{EventID: "recv-y", TS: t0.Add(2 * time.Hour), Type: "received", ContactID: "y", MessageID: "in-y"}}
 
-	defer kpi.SetMaxIncrementalShare(1e9)()
-	dir := t.TempDir()
-	w, err := store.OpenWriter(dir)
-	require.NoError(t, err)
-	defer w.Close()
-	src, err := store.OpenSource(dir)
-	require.NoError(t, err)
-	inc, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 256, CheckEvery: time.Nanosecond})
-	require.NoError(t, err)
-	defer inc.Close()
+	w, src, inc := incrementalStore(t)
 	ctx := context.Background()
-	_, err = w.Append(ctx, first, store.AppendOptions{})
+	_, err := w.Append(ctx, first, store.AppendOptions{})
 	require.NoError(t, err)
 	require.NoError(t, inc.Refresh(ctx))
 	_, err = w.Append(ctx, later, store.AppendOptions{})
