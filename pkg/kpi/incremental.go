@@ -409,33 +409,30 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		inRange := fmt.Sprintf("%[1]s >= (SELECT min(h) FROM temp.inc_h) AND %[1]s < (SELECT max(h) FROM temp.inc_h) + INTERVAL 1 HOUR AND date_trunc('hour', %[1]s) IN (SELECT h FROM temp.inc_h)", t)
 		for _, lvl := range rollupLevels(f) {
 			where, old := hours, hours
-			sel := ""
+			// The changed hours are often a few runs far apart (this hour, and the hours of a
+			// contact's older rows): the fact levels are re-aggregated one run of
+			// consecutive hours at a time, each bounded by constants the facts' zone maps
+			// skip by, instead of in one scan from the first changed hour to the last. One
+			// statement per run, not a UNION ALL: at 100M events the runs' aggregates side
+			// by side outgrew the 256 MB limit.
 			switch lvl {
 			case "all":
 				where = inRange
 			case "fine":
 				where, old = inRange, fmt.Sprintf("date_trunc('hour', %s) IN (SELECT h FROM temp.inc_h)", t)
 			}
-			if lvl == "all" || lvl == "fine" {
-				// The changed hours are often a few runs far apart (this hour, and the hours
-				// of a contact's older rows): one scan per run of hours, each bounded by
-				// constants the facts' zone maps can skip by, instead of one scan of
-				// everything between the first and the last.
+			inserts := []string{fmt.Sprintf(`INSERT INTO {g}.%s %s ORDER BY 1`, rollupTable(f, lvl), rollupSelect(f, lvl, where))}
+			switch lvl {
+			case "all", "fine":
 				if runs := hourRuns(changed); len(runs) <= maxRollupRuns {
-					parts := make([]string, len(runs))
-					for i, r := range runs {
-						parts[i] = rollupSelect(f, lvl, fmt.Sprintf("%[1]s >= %[2]s AND %[1]s < %[3]s", t, sqlTime(r[0]), sqlTime(r[1])))
+					inserts = inserts[:0]
+					for _, r := range runs {
+						inserts = append(inserts, fmt.Sprintf(`INSERT INTO {g}.%s %s ORDER BY 1`, rollupTable(f, lvl),
+							rollupSelect(f, lvl, fmt.Sprintf("%[1]s >= %[2]s AND %[1]s < %[3]s", t, sqlTime(r[0]), sqlTime(r[1])))))
 					}
-					sel = "SELECT * FROM (" + strings.Join(parts, " UNION ALL ") + ")"
 				}
 			}
-			if sel == "" {
-				sel = rollupSelect(f, lvl, where)
-			}
-			err = run(
-				fmt.Sprintf(`DELETE FROM {g}.%s WHERE %s`, rollupTable(f, lvl), old),
-				fmt.Sprintf(`INSERT INTO {g}.%s %s ORDER BY 1`, rollupTable(f, lvl), sel),
-			)
+			err = run(append([]string{fmt.Sprintf(`DELETE FROM {g}.%s WHERE %s`, rollupTable(f, lvl), old)}, inserts...)...)
 			if err != nil {
 				return 0, span, err
 			}
