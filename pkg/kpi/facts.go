@@ -115,8 +115,8 @@ func factStatements() []string {
 		       (st.deliv_ts IS NOT NULL OR coalesce(cr.n_click, 0) > 0 OR coalesce(cr.n_reply, 0) > 0) AS is_delivered,
 		       st.read_ts IS NOT NULL AS is_read,
 		       coalesce(st.deliv_ts, least(cr.click_ts, cr.reply_ts)) AS first_deliv_ts,
-		       -- The key's hashes and the row's: increments find the rows they replace by kh,
-		       -- check them by kx, and tell the changed ones by rh (incremental.go).
+		       -- The key's hashes and the row's: increments find the rows they replace by kh
+		       -- and kx (128 bits) and tell the changed ones by rh (incremental.go).
 		       hash(m.message_id) AS kh, hash(m.message_id, 'kx') AS kx
 		FROM {g}.msg AS m
 		LEFT JOIN {g}.st AS st USING (message_id)

@@ -3,9 +3,7 @@ package kpi
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -144,45 +142,6 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		}
 		return nil
 	}
-	// hourRows runs a statement returning (hour, row hash), or with check (hour, row hash,
-	// kh, kx), and counts the row hashes per hour; check must accept every row's kh and kx.
-	hourRows := func(stmt string, check func(kh, kx uint64) bool) (map[time.Time]map[uint64]int, error) {
-		stmt = names.Replace(stmt)
-		start := time.Now()
-		rows, err := conn.QueryContext(ctx, stmt)
-		if err != nil {
-			return nil, fmt.Errorf("update facts: %w", err)
-		}
-		defer rows.Close()
-		out := map[time.Time]map[uint64]int{}
-		var h sql.NullTime
-		var rh, kh, kx uint64
-		dest := []any{&h, &rh}
-		if check != nil {
-			dest = append(dest, &kh, &kx)
-		}
-		for rows.Next() {
-			if err := rows.Scan(dest...); err != nil {
-				return nil, fmt.Errorf("update facts: %w", err)
-			}
-			if check != nil && !check(kh, kx) {
-				return nil, errKeyHashCollision
-			}
-			if !h.Valid {
-				continue // rows without a time are in no rollup
-			}
-			k := h.Time.UTC()
-			if out[k] == nil {
-				out[k] = map[uint64]int{}
-			}
-			out[k][rh]++
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("update facts: %w", err)
-		}
-		log.DefaultLogger.Debug("increment step", "statement", stepName(stmt), "took", time.Since(start))
-		return out, nil
-	}
 	// The new events: first arrival wins, against the snapshot and within the new files.
 	// Stored events with the same id are found by the id's hash (one integer column), then
 	// confirmed by the id.
@@ -282,9 +241,9 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 			UNION SELECT message_id FROM temp.inc_sub WHERE _r IN (SELECT r FROM temp.inc_b WHERE sent)
 			UNION SELECT message_id FROM temp.inc_d WHERE ch IN (SELECT h FROM temp.inc_hc) AND type = 'sent'`,
 		`CREATE TEMP TABLE inc_e AS
-			SELECT event_id, contact_id FROM temp.inc_sub
+			SELECT event_id FROM temp.inc_sub
 			WHERE _r IN (SELECT r FROM temp.inc_b WHERE fe UNION SELECT r FROM temp.inc_cm WHERE fe)
-			UNION ALL SELECT event_id, contact_id FROM temp.inc_d WHERE type NOT IN `+status,
+			UNION ALL SELECT event_id FROM temp.inc_d WHERE type NOT IN `+status,
 		`CREATE TEMP TABLE inc_v AS
 			SELECT DISTINCT conversation_id FROM (
 				SELECT conversation_id FROM temp.inc_sub WHERE _r IN (SELECT r FROM temp.inc_a)
@@ -329,111 +288,87 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	if err != nil {
 		return 0, span, err
 	}
-	keys := map[Fact]string{
-		FactMessage:      "message_id IN (SELECT message_id FROM temp.inc_m)",
-		FactEvent:        "(event_id IN (SELECT event_id FROM temp.inc_e) OR (type = '_delivery' AND message_id IN (SELECT message_id FROM temp.inc_m)))",
-		FactConversation: "conversation_id IN (SELECT conversation_id FROM temp.inc_v)",
-		FactTurn:         "conversation_id IN (SELECT conversation_id FROM temp.inc_v)",
-	}
-	// The fact tables' old rows are found by their key's hash (kh, one integer column)
-	// rather than by the keys: matching string keys reads those string columns of every
-	// row (~1 s for f_evt at 10M events). Each row found must have an affected key's two
-	// key hashes (kh, kx: 128 bits); a row of another key matching kh fails the increment,
-	// which rolls back, and a full build runs instead.
+	// The fact rows to replace are those of the affected keys, found by the keys' two
+	// hashes (kh, kx: 128 bits together, stored on every fact row) on both sides: matching
+	// the string keys would read those string columns of every row (~1 s for f_evt at 10M
+	// events), and a DELETE ... RETURNING reads every column of every row whatever it
+	// returns, so the old rows are found first, then deleted by row id. _delivery rows hash
+	// their message id apart from event ids ('d', 'dx').
 	err = run(
 		`CREATE TEMP TABLE inc_km AS
 			SELECT DISTINCT hash(message_id) AS h, hash(message_id, 'kx') AS x FROM temp.inc_m WHERE message_id IS NOT NULL`,
 		`CREATE TEMP TABLE inc_ke AS
 			SELECT DISTINCT hash(event_id) AS h, hash(event_id, 'kx') AS x FROM temp.inc_e WHERE event_id IS NOT NULL
 			UNION SELECT DISTINCT hash(message_id, 'd'), hash(message_id, 'dx') FROM temp.inc_m WHERE message_id IS NOT NULL`,
+		`CREATE TEMP TABLE inc_kv AS
+			SELECT DISTINCT hash(conversation_id) AS h, hash(conversation_id, 'kx') AS x FROM temp.inc_v`,
 	)
 	if err != nil {
 		return 0, span, err
 	}
-	err = run(`CREATE TEMP TABLE inc_kv AS
-		SELECT DISTINCT hash(conversation_id) AS h, hash(conversation_id, 'kx') AS x FROM temp.inc_v`)
-	if err != nil {
-		return 0, span, err
-	}
-	type hashedKey struct {
-		keys string             // the table of affected (kh, kx) pairs
-		want map[[2]uint64]bool // the same pairs
-	}
-	hashed := map[Fact]*hashedKey{FactMessage: {keys: "temp.inc_km"}, FactEvent: {keys: "temp.inc_ke"},
-		FactConversation: {keys: "temp.inc_kv"}, FactTurn: {keys: "temp.inc_kv"}}
-	for _, hk := range hashed {
-		if hk.want, err = hashPairs(ctx, conn, "SELECT h, x FROM "+hk.keys); err != nil {
-			return 0, span, err
-		}
-	}
+	keyPairs := map[Fact]string{FactMessage: "temp.inc_km", FactEvent: "temp.inc_ke", FactConversation: "temp.inc_kv", FactTurn: "temp.inc_kv"}
 	for _, f := range rollupFacts {
 		t := factTime[f]
-		hk := hashed[f]
-		// The old rows go and the recomputed ones come, noting each row's hour and hash (rh,
-		// stored): an hour's rollups depend only on the rows in that hour, so they are
-		// recomputed only for the hours whose rows changed. Most recomputed rows come back
-		// unchanged (a contact's earlier messages keep their outcomes), and recomputing every
-		// hour they sit in would re-aggregate most of the store's history. The old rows are
-		// found first and deleted by row id: a DELETE ... RETURNING reads every column of
-		// every row, whatever it returns.
-		err = run(fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE inc_old AS
-			SELECT rowid AS r, date_trunc('hour', %s) AS h, rh, kh, kx FROM {g}.%s WHERE kh IN (SELECT h FROM %s)`, t, f, hk.keys))
-		if err != nil {
-			return 0, span, err
-		}
-		left, err := hourRows(`SELECT h, rh, kh, kx FROM temp.inc_old`, func(kh, kx uint64) bool { return hk.want[[2]uint64{kh, kx}] })
-		if err != nil {
-			return 0, span, err
-		}
-		entered, err := hourRows(fmt.Sprintf(`SELECT date_trunc('hour', %s), rh FROM {inc}.%s WHERE %s`, t, f, keys[f]), nil)
-		if err != nil {
-			return 0, span, err
-		}
-		if err := run(fmt.Sprintf(`DELETE FROM {g}.%s WHERE rowid IN (SELECT r FROM temp.inc_old)`, f)); err != nil {
-			return 0, span, err
-		}
-		changed := changedHours(left, entered)
-		log.DefaultLogger.Debug("increment rows", "fact", string(f), "replaced", countRows(left), "recomputed", countRows(entered), "changed hours", len(changed), "hour runs", len(hourRuns(changed)))
+		affected := fmt.Sprintf("EXISTS (SELECT 1 FROM %s AS k WHERE k.h = fr.kh AND k.x = fr.kx)", keyPairs[f])
+		// The old rows go and the recomputed ones come, each with its hour and hash (rh,
+		// stored): an hour's rollups depend only on the rows in that hour, so only the hours
+		// whose multiset of rows changed are re-aggregated. Most recomputed rows come back
+		// unchanged (a contact's earlier messages keep their outcomes), and re-aggregating
+		// every hour they sit in would redo most of the store's history. A 64-bit collision
+		// between a row and its recomputed version could hide a change (~1 in 10^19).
 		err = run(
-			fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE inc_h AS SELECT unnest(CAST(%s AS TIMESTAMPTZ[])) AS h`, sqlTimes(changed)),
-			fmt.Sprintf(`INSERT INTO {g}.%[1]s SELECT * FROM {inc}.%[1]s WHERE %[2]s ORDER BY %[3]s`, f, keys[f], t),
+			fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE inc_old AS
+				SELECT fr.rowid AS r, date_trunc('hour', fr.%s) AS h, fr.rh FROM {g}.%s AS fr WHERE %s`, t, f, affected),
+			fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE inc_new AS
+				SELECT date_trunc('hour', fr.%s) AS h, fr.rh FROM {inc}.%s AS fr WHERE %s`, t, f, affected),
+			`CREATE OR REPLACE TEMP TABLE inc_h AS
+				SELECT DISTINCT h FROM (
+					(SELECT h, rh FROM temp.inc_old EXCEPT ALL SELECT h, rh FROM temp.inc_new)
+					UNION ALL (SELECT h, rh FROM temp.inc_new EXCEPT ALL SELECT h, rh FROM temp.inc_old))
+				WHERE h IS NOT NULL`,
+			fmt.Sprintf(`DELETE FROM {g}.%s WHERE rowid IN (SELECT r FROM temp.inc_old)`, f),
+			fmt.Sprintf(`INSERT INTO {g}.%s SELECT fr.* FROM {inc}.%s AS fr WHERE %s ORDER BY %s`, f, f, affected, t),
 		)
 		if err != nil {
 			return 0, span, err
 		}
+		changed, err := changedHours(ctx, conn)
+		if err != nil {
+			return 0, span, err
+		}
+		runs := hourRuns(changed)
+		log.DefaultLogger.Debug("increment rows", "fact", string(f), "changed hours", len(changed), "hour runs", len(runs))
 		if e.opts.NoRollups || len(changed) == 0 {
 			continue
 		}
 		hours := fmt.Sprintf("%s IN (SELECT h FROM temp.inc_h)", t)
-		// Bound the scan by the hours' range first, so the facts' time order skips row groups.
-		inRange := fmt.Sprintf("%[1]s >= (SELECT min(h) FROM temp.inc_h) AND %[1]s < (SELECT max(h) FROM temp.inc_h) + INTERVAL 1 HOUR AND date_trunc('hour', %[1]s) IN (SELECT h FROM temp.inc_h)", t)
 		for _, lvl := range rollupLevels(f) {
-			where, old := hours, hours
-			// The changed hours are often a few runs far apart (this hour, and the hours of a
-			// contact's older rows): the fact levels are re-aggregated one run of
-			// consecutive hours at a time, each bounded by constants the facts' zone maps
-			// skip by, instead of in one scan from the first changed hour to the last. One
-			// statement per run, not a UNION ALL: at 100M events the runs' aggregates side
-			// by side outgrew the 256 MB limit.
-			switch lvl {
-			case "all":
-				where = inRange
-			case "fine":
-				where, old = inRange, fmt.Sprintf("date_trunc('hour', %s) IN (SELECT h FROM temp.inc_h)", t)
+			old := hours
+			if lvl == "fine" {
+				old = fmt.Sprintf("date_trunc('hour', %s) IN (SELECT h FROM temp.inc_h)", t)
 			}
-			inserts := []string{fmt.Sprintf(`INSERT INTO {g}.%s %s ORDER BY 1`, rollupTable(f, lvl), rollupSelect(f, lvl, where))}
-			switch lvl {
-			case "all", "fine":
-				if runs := hourRuns(changed); len(runs) <= maxRollupRuns {
-					inserts = inserts[:0]
+			// The other levels read the "all" level; the fact levels read the facts: one run
+			// of consecutive changed hours at a time (often a few runs far apart: this hour
+			// and the hours of a contact's older rows), each bounded by constants the facts'
+			// zone maps skip by, in a statement of its own (side by side in one UNION ALL, the
+			// runs' aggregates outgrew 256 MB at 100M events). Past maxRollupRuns, one scan
+			// bounded by the first and last changed hour.
+			wheres := []string{hours}
+			if lvl == "all" || lvl == "fine" {
+				wheres = []string{fmt.Sprintf("%[1]s >= %[2]s AND %[1]s < %[3]s AND date_trunc('hour', %[1]s) IN (SELECT h FROM temp.inc_h)",
+					t, sqlTime(runs[0][0]), sqlTime(runs[len(runs)-1][1]))}
+				if len(runs) <= maxRollupRuns {
+					wheres = wheres[:0]
 					for _, r := range runs {
-						inserts = append(inserts, fmt.Sprintf(`INSERT INTO {g}.%s %s ORDER BY 1`, rollupTable(f, lvl),
-							rollupSelect(f, lvl, fmt.Sprintf("%[1]s >= %[2]s AND %[1]s < %[3]s", t, sqlTime(r[0]), sqlTime(r[1])))))
+						wheres = append(wheres, fmt.Sprintf("%[1]s >= %[2]s AND %[1]s < %[3]s", t, sqlTime(r[0]), sqlTime(r[1])))
 					}
 				}
 			}
-			err = run(append([]string{fmt.Sprintf(`DELETE FROM {g}.%s WHERE %s`, rollupTable(f, lvl), old)}, inserts...)...)
-			if err != nil {
+			stmts := []string{fmt.Sprintf(`DELETE FROM {g}.%s WHERE %s`, rollupTable(f, lvl), old)}
+			for _, w := range wheres {
+				stmts = append(stmts, fmt.Sprintf(`INSERT INTO {g}.%s %s ORDER BY 1`, rollupTable(f, lvl), rollupSelect(f, lvl, w)))
+			}
+			if err = run(stmts...); err != nil {
 				return 0, span, err
 			}
 		}
@@ -448,55 +383,22 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	return added, span, err
 }
 
-// errKeyHashCollision fails an increment whose lookup by key hash met a row of another key.
-var errKeyHashCollision = errors.New("update facts: a fact row's key hashes matched no affected key")
-
-// hashPairs runs a query of two UBIGINT columns and returns its rows.
-func hashPairs(ctx context.Context, conn *sql.Conn, q string) (map[[2]uint64]bool, error) {
-	rows, err := conn.QueryContext(ctx, q)
+// changedHours reads temp.inc_h, the changed hours, in order.
+func changedHours(ctx context.Context, conn *sql.Conn) ([]time.Time, error) {
+	rows, err := conn.QueryContext(ctx, "SELECT h FROM temp.inc_h ORDER BY h")
 	if err != nil {
 		return nil, fmt.Errorf("update facts: %w", err)
 	}
 	defer rows.Close()
-	out := map[[2]uint64]bool{}
+	var out []time.Time
 	for rows.Next() {
-		var p [2]uint64
-		if err := rows.Scan(&p[0], &p[1]); err != nil {
+		var h time.Time
+		if err := rows.Scan(&h); err != nil {
 			return nil, fmt.Errorf("update facts: %w", err)
 		}
-		out[p] = true
+		out = append(out, h.UTC())
 	}
 	return out, rows.Err()
-}
-
-// changedHours are the hours whose multiset of rows (by hash of all columns) differs
-// between before and after. A 64-bit hash collision between a row and its recomputed
-// version could hide a change (odds ~1 in 10^19 per changed row).
-func changedHours(before, after map[time.Time]map[uint64]int) []time.Time {
-	var out []time.Time
-	differs := func(a, b map[uint64]int) bool {
-		if len(a) != len(b) {
-			return true
-		}
-		for k, n := range a {
-			if b[k] != n {
-				return true
-			}
-		}
-		return false
-	}
-	for h, rows := range before {
-		if differs(rows, after[h]) {
-			out = append(out, h)
-		}
-	}
-	for h, rows := range after {
-		if _, ok := before[h]; !ok && len(rows) > 0 {
-			out = append(out, h)
-		}
-	}
-	slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
-	return out
 }
 
 // maxRollupRuns bounds the scans of one rollup update (hourRuns); more runs than this are
@@ -516,29 +418,9 @@ func hourRuns(hours []time.Time) [][2]time.Time {
 	return runs
 }
 
-// countRows counts the rows of hourRows' result.
-func countRows(m map[time.Time]map[uint64]int) int {
-	n := 0
-	for _, rows := range m {
-		for _, c := range rows {
-			n += c
-		}
-	}
-	return n
-}
-
 // sqlTime renders a time as a DuckDB TIMESTAMPTZ literal.
 func sqlTime(t time.Time) string {
 	return "TIMESTAMPTZ '" + t.UTC().Format("2006-01-02 15:04:05.999999") + "+00'"
-}
-
-// sqlTimes renders times as a DuckDB list literal of TIMESTAMPTZ values.
-func sqlTimes(ts []time.Time) string {
-	list := make([]string, len(ts))
-	for i, t := range ts {
-		list[i] = sqlTime(t)
-	}
-	return "[" + strings.Join(list, ", ") + "]"
 }
 
 // stepName is the start of a statement, for the debug log of increment steps.
