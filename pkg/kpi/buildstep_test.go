@@ -18,7 +18,7 @@ import (
 // table in time order.
 func TestSlicedSortMatchesOneSort(t *testing.T) {
 	rng, end := seededRand(t), time.Date(2026, 3, 30, 13, 17, 0, 0, time.UTC)
-	all := append(demoEvents(t, rng, 8_000, end), messyEvents(rng, end.AddDate(0, 0, -10), 10, 1000)...)
+	all := append(demoEvents(t, rng, 8_000, 10, end), messyEvents(rng, end.AddDate(0, 0, -10), 10, 1000)...)
 	dir := t.TempDir()
 	w, err := store.OpenWriter(dir)
 	require.NoError(t, err)

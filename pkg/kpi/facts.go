@@ -157,7 +157,9 @@ func factStatements() []string {
 		SELECT e.event_id, CAST(NULL AS VARCHAR) AS message_id, e.type, e.ts, e.contact_id, e.conversation_id, e.value,
 		       ` + inherit("e", "m") + `,
 		       e.agent_id, e.sender, e.message_type, e.currency, CAST(e.error_code AS VARCHAR) AS error_code, e.step,
-		       m.first_recv_ts,
+		       -- Read on received rows only (new and returning contacts, retention); kept off
+		       -- the others so an earlier first inbound message changes only those rows.
+		       CASE WHEN e.type = 'received' THEN m.first_recv_ts END AS first_recv_ts,
 		       -- The key's hashes (event id; message id for _delivery rows) and, outside, the
 		       -- row's: as in f_msg.
 		       hash(e.event_id) AS kh, hash(e.event_id, 'kx') AS kx

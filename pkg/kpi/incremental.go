@@ -165,64 +165,105 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		return 0, span, nil
 	}
 	// Everything up to the transaction below only reads the snapshot and writes scratch
-	// tables. The stored events are found in five passes, each over one or two integer key
-	// hashes of every event, in the order the keys depend on each other; each pass keeps
-	// the hashes and types of the rows it finds, which is all the next one needs. Only then
-	// are the rows' string and other columns read, once: reading any string column of the
-	// stored events costs a full scan of it however few rows are wanted (~1.5 s for all
-	// columns at 10M events). A hash collision only adds rows to recompute. NULL keys are
-	// left out of the key lists: hash(NULL) is a value (nul below), and a real key with
-	// that very hash would be missed (odds ~1 in 10^19 per key).
+	// tables. The stored events are found in passes over integer key hashes, in the order
+	// the keys depend on each other; each pass keeps the hashes, types and times of the
+	// rows it finds, which is all the next one needs. Only then are the rows' string and
+	// other columns read, once: reading any string column of the stored events costs a
+	// scan of it however few rows are wanted. A hash collision only adds rows to
+	// recompute. NULL keys are left out of the key lists: hash(NULL) is a value (nul
+	// below), and a real key with that very hash would be missed (odds ~1 in 10^19).
+	//
+	// Keys named outright (messages, conversations) are looked up over all events. Rows
+	// tied to the new events only through their contact are bounded in time: last-touch
+	// credit joins a contact's event to its campaign messages at most 7 days earlier
+	// (SPEC section 5), so a new event at t can move credit only between the contact's
+	// messages sent in [t-7d, t+7d] and change only its events in that span, and those
+	// rows are recomputed from the contact's events in [t-14d, t+14d]. The bounds are also
+	// written as constants, so the scans skip every row group outside them (ev is in
+	// arrival order, which follows time closely). The exception is a contact's first
+	// inbound message: stored on its received rows (f_evt.first_recv_ts), it changes all
+	// of them when an earlier one arrives, and such a contact's whole history is read.
 	const nul = "hash(CAST(NULL AS VARCHAR))"
 	const status = "('sent', 'delivered', 'read', 'failed')"
+	const near = "INTERVAL 7 DAY"
+	// Whole-history windows have NULL ends.
+	inWindow := func(w string) string {
+		return fmt.Sprintf("(%[1]s.lo IS NULL OR ev.ts >= %[1]s.lo) AND (%[1]s.hi IS NULL OR ev.ts <= %[1]s.hi)", w)
+	}
 	err = run(
 		// Messages the new events name.
 		`CREATE TEMP TABLE inc_m0 AS
 			SELECT message_id FROM temp.inc_d WHERE message_id IS NOT NULL
 			UNION SELECT reply_to FROM temp.inc_d WHERE reply_to IS NOT NULL`,
 		`CREATE TEMP TABLE inc_hm0 AS SELECT DISTINCT hash(message_id) AS h FROM temp.inc_m0`,
-		// Pass 1: events naming those messages. Affected contacts and conversations: the new
-		// events' and theirs.
+		// The new events' contacts, with the spans their credit can reach.
+		`CREATE TEMP TABLE inc_wd AS
+			SELECT ch AS h, min(ts) - `+near+` AS lo, max(ts) + `+near+` AS hi
+			FROM temp.inc_d WHERE ch <> `+nul+` GROUP BY ch`,
+		// Pass 1: the events of those contacts within those spans. Affected messages: the
+		// named ones, and the messages among these events (a new send or reply can move
+		// last-touch credit between them).
+		fmt.Sprintf(`CREATE TEMP TABLE inc_b AS
+			SELECT ev.rowid AS r, ev.mh, ev.type = 'sent' AS sent, ev.type NOT IN `+status+` AS fe
+			FROM {g}.ev AS ev JOIN temp.inc_wd AS w ON w.h = ev.ch
+			WHERE ev.ts >= %s - `+near+` AND ev.ts <= %s + `+near+` AND `+inWindow("w"),
+			sqlTime(span[0].Time), sqlTime(span[1].Time)),
+		`CREATE TEMP TABLE inc_hm AS
+			SELECT DISTINCT h FROM (SELECT h FROM temp.inc_hm0 UNION ALL SELECT mh FROM temp.inc_b WHERE sent)
+			WHERE h <> `+nul,
+		// Pass 2: events naming an affected message. Affected conversations: the new
+		// events', and those of the events naming the new events' messages (inc_a).
+		`CREATE TEMP TABLE inc_cm AS
+			SELECT rowid AS r, mh, rh, ch, vh, ts, type = 'sent' AS sent, type NOT IN `+status+` AS fe FROM {g}.ev
+			WHERE mh IN (SELECT h FROM temp.inc_hm) OR rh IN (SELECT h FROM temp.inc_hm)`,
 		`CREATE TEMP TABLE inc_a AS
-			SELECT rowid AS r, ch, vh FROM {g}.ev WHERE mh IN (SELECT h FROM temp.inc_hm0) OR rh IN (SELECT h FROM temp.inc_hm0)`,
-		`CREATE TEMP TABLE inc_hc AS
-			SELECT DISTINCT h FROM (SELECT ch AS h FROM temp.inc_a UNION ALL SELECT ch FROM temp.inc_d) WHERE h <> `+nul,
+			SELECT r, vh FROM temp.inc_cm WHERE mh IN (SELECT h FROM temp.inc_hm0) OR rh IN (SELECT h FROM temp.inc_hm0)`,
 		`CREATE TEMP TABLE inc_hv AS
 			SELECT DISTINCT h FROM (SELECT vh AS h FROM temp.inc_a UNION ALL SELECT vh FROM temp.inc_d) WHERE h <> `+nul,
-		// Pass 2: every event of an affected contact. Affected messages: the named ones, and
-		// every message sent to an affected contact (a new send or reply can move
-		// last-touch credit between them).
-		`CREATE TEMP TABLE inc_b AS
-			SELECT rowid AS r, mh, type = 'sent' AS sent, type NOT IN `+status+` AS fe FROM {g}.ev WHERE ch IN (SELECT h FROM temp.inc_hc)`,
-		`CREATE TEMP TABLE inc_hm AS
-			SELECT DISTINCT h FROM (
-				SELECT h FROM temp.inc_hm0
-				UNION ALL SELECT mh FROM temp.inc_b WHERE sent
-				UNION ALL SELECT mh FROM temp.inc_d WHERE ch IN (SELECT h FROM temp.inc_hc) AND type = 'sent')
-			WHERE h <> `+nul,
-		// Pass 3: events naming an affected message.
-		`CREATE TEMP TABLE inc_cm AS
-			SELECT rowid AS r, mh, rh, ch, type = 'sent' AS sent, type NOT IN `+status+` AS fe FROM {g}.ev
-			WHERE mh IN (SELECT h FROM temp.inc_hm) OR rh IN (SELECT h FROM temp.inc_hm)`,
-		// Affected events (f_evt rows, fe): of affected contacts, naming affected messages,
-		// new. The events those rows depend on: everything of the affected contacts, of the
-		// contacts of affected events (their last-touch candidates) and of affected messages
-		// (whose events credit them), of the affected conversations and messages, and the
-		// sent rows of every message they name.
-		`CREATE TEMP TABLE inc_hcc AS
-			SELECT DISTINCT h FROM (
-				SELECT h FROM temp.inc_hc
-				UNION ALL SELECT ch FROM temp.inc_cm WHERE fe
-				UNION ALL SELECT ch FROM temp.inc_d WHERE type NOT IN `+status+`
-				UNION ALL SELECT ch FROM temp.inc_cm WHERE sent AND mh IN (SELECT h FROM temp.inc_hm)
-				UNION ALL SELECT ch FROM temp.inc_d WHERE type = 'sent' AND mh IN (SELECT h FROM temp.inc_hm))
-			WHERE h <> `+nul,
-		// Pass 4: events of those contacts and conversations (the events naming affected
-		// messages are pass 3's), with the hashes of the messages they name.
+		// Contacts whose first inbound message moves earlier: all their received rows change.
+		`CREATE TEMP TABLE inc_hrc AS
+			SELECT DISTINCT hash(d.contact_id) AS h
+			FROM (SELECT contact_id, min(ts) AS ts FROM temp.inc_d WHERE type = 'received' AND contact_id IS NOT NULL GROUP BY 1) AS d
+			JOIN {g}.recv AS r ON r.contact_id = d.contact_id
+			WHERE d.ts < r.first_recv_ts`,
+		// Affected events (f_evt rows, fe): pass 1's, pass 2's, the new ones, and the
+		// received rows of inc_hrc's contacts. The events those rows depend on, per contact
+		// and span: the new events' contacts within reach; an affected event's candidates
+		// for credit (its contact's messages in the 7 days before it); an affected message's
+		// events that may credit it by last touch, with their candidates (its contact's
+		// events within 7 days either side of its send); inc_hrc's contacts whole.
+		`CREATE TEMP TABLE inc_w AS
+			SELECT h, CASE WHEN bool_or(lo IS NULL) THEN NULL ELSE min(lo) END AS lo,
+			       CASE WHEN bool_or(hi IS NULL) THEN NULL ELSE max(hi) END AS hi
+			FROM (
+				SELECT h, lo - `+near+` AS lo, hi + `+near+` AS hi FROM temp.inc_wd
+				UNION ALL SELECT ch, ts - `+near+`, ts FROM temp.inc_cm WHERE fe
+				UNION ALL SELECT ch, ts - `+near+`, ts + `+near+` FROM temp.inc_cm WHERE sent AND mh IN (SELECT h FROM temp.inc_hm)
+				UNION ALL SELECT h, NULL, NULL FROM temp.inc_hrc)
+			WHERE h <> `+nul+`
+			GROUP BY h`,
+	)
+	if err != nil {
+		return 0, span, err
+	}
+	var lo sql.NullTime
+	var whole bool
+	if err := conn.QueryRowContext(ctx, "SELECT min(lo), coalesce(bool_or(lo IS NULL), false) FROM temp.inc_w").Scan(&lo, &whole); err != nil {
+		return 0, span, fmt.Errorf("update facts: %w", err)
+	}
+	bound := "true"
+	if lo.Valid && !whole {
+		bound = "ev.ts >= " + sqlTime(lo.Time)
+	}
+	err = run(
+		// Pass 3: those events, the events of affected conversations, and pass 2's, with
+		// the hashes of the messages they name.
 		`CREATE TEMP TABLE inc_rows AS
-			SELECT rowid AS r, mh, rh FROM {g}.ev WHERE ch IN (SELECT h FROM temp.inc_hcc) OR vh IN (SELECT h FROM temp.inc_hv)
+			SELECT ev.rowid AS r, ev.mh, ev.rh FROM {g}.ev AS ev JOIN temp.inc_w AS w ON w.h = ev.ch
+			WHERE `+bound+` AND `+inWindow("w")+`
+			UNION SELECT rowid, mh, rh FROM {g}.ev WHERE vh IN (SELECT h FROM temp.inc_hv)
 			UNION SELECT r, mh, rh FROM temp.inc_cm`,
-		// Pass 5: the sent rows of every message those events and the new ones name.
+		// Pass 4: the sent rows of every message those events and the new ones name.
 		`CREATE TEMP TABLE inc_hop AS
 			SELECT DISTINCT h FROM (
 				SELECT mh AS h FROM temp.inc_rows UNION ALL SELECT rh FROM temp.inc_rows
@@ -230,19 +271,36 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 			WHERE h <> `+nul,
 		`CREATE TEMP TABLE inc_hopr AS
 			SELECT rowid AS r FROM {g}.ev WHERE mh IN (SELECT h FROM temp.inc_hop) AND type = 'sent'`,
-		// The rows, read once (_r: the stored row's id). Every row of passes 1-3 is among
-		// them: pass 1's name messages of pass 3's keys, pass 2's have pass 4's contacts.
-		`CREATE TEMP TABLE inc_sub AS
-			SELECT rowid AS _r, * FROM {g}.ev WHERE rowid IN (SELECT r FROM temp.inc_rows UNION SELECT r FROM temp.inc_hopr)
-			UNION ALL SELECT NULL, * FROM temp.inc_d`,
+		`CREATE TEMP TABLE inc_pick AS SELECT r FROM temp.inc_rows UNION SELECT r FROM temp.inc_hopr`,
+	)
+	if err != nil {
+		return 0, span, err
+	}
+	// The rows, read once (_r: the stored row's id). Every row of passes 1 and 2 is among
+	// them: pass 2's are pass 3's, pass 1's lie in their contact's span of inc_w. Each run
+	// of row groups holding picked rows is read with constant row id bounds: the scan then
+	// skips the row groups between runs, where one semi-join would read every column of
+	// every row group between the first picked row and the last.
+	runs, err := rowGroupRuns(ctx, conn, "temp.inc_pick")
+	if err != nil {
+		return 0, span, err
+	}
+	reads := make([]string, 0, len(runs)+1)
+	for _, r := range runs {
+		reads = append(reads, fmt.Sprintf(`SELECT rowid AS _r, * FROM {g}.ev
+			WHERE rowid >= %d AND rowid < %d AND rowid IN (SELECT r FROM temp.inc_pick)`, r[0], r[1]))
+	}
+	reads = append(reads, `SELECT NULL, * FROM temp.inc_d`)
+	err = run(
+		`CREATE TEMP TABLE inc_sub AS `+strings.Join(reads, "\n\t\t\tUNION ALL "),
 		// The keys of the fact rows to replace.
 		`CREATE TEMP TABLE inc_m AS
 			SELECT message_id FROM temp.inc_m0
-			UNION SELECT message_id FROM temp.inc_sub WHERE _r IN (SELECT r FROM temp.inc_b WHERE sent)
-			UNION SELECT message_id FROM temp.inc_d WHERE ch IN (SELECT h FROM temp.inc_hc) AND type = 'sent'`,
+			UNION SELECT message_id FROM temp.inc_sub WHERE _r IN (SELECT r FROM temp.inc_b WHERE sent)`,
 		`CREATE TEMP TABLE inc_e AS
 			SELECT event_id FROM temp.inc_sub
 			WHERE _r IN (SELECT r FROM temp.inc_b WHERE fe UNION SELECT r FROM temp.inc_cm WHERE fe)
+			   OR (_r IS NOT NULL AND type = 'received' AND ch IN (SELECT h FROM temp.inc_hrc))
 			UNION ALL SELECT event_id FROM temp.inc_d WHERE type NOT IN `+status,
 		`CREATE TEMP TABLE inc_v AS
 			SELECT DISTINCT conversation_id FROM (
@@ -381,6 +439,53 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		inTx = false
 	}
 	return added, span, err
+}
+
+// rowGroupSize is DuckDB's number of rows per row group: the unit a scan skips.
+const rowGroupSize = 122880
+
+// maxReadRuns bounds the row-group runs of an increment's read of stored rows
+// (rowGroupRuns): the closest runs are merged past it.
+const maxReadRuns = 32
+
+// rowGroupRuns returns the row ids of the row groups that hold the rows of table (a
+// column r of row ids), as runs [start, end) of consecutive groups, at most maxReadRuns.
+func rowGroupRuns(ctx context.Context, conn *sql.Conn, table string) ([][2]int64, error) {
+	rows, err := conn.QueryContext(ctx, fmt.Sprintf("SELECT DISTINCT r // %d AS g FROM %s ORDER BY g", rowGroupSize, table))
+	if err != nil {
+		return nil, fmt.Errorf("update facts: %w", err)
+	}
+	defer rows.Close()
+	var runs [][2]int64
+	for rows.Next() {
+		var g int64
+		if err := rows.Scan(&g); err != nil {
+			return nil, fmt.Errorf("update facts: %w", err)
+		}
+		if n := len(runs); n > 0 && runs[n-1][1] == g {
+			runs[n-1][1] = g + 1
+			continue
+		}
+		runs = append(runs, [2]int64{g, g + 1})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("update facts: %w", err)
+	}
+	for len(runs) > maxReadRuns { // merge across the smallest gap
+		best := 1
+		for i := 2; i < len(runs); i++ {
+			if runs[i][0]-runs[i-1][1] < runs[best][0]-runs[best-1][1] {
+				best = i
+			}
+		}
+		runs[best-1][1] = runs[best][1]
+		runs = append(runs[:best], runs[best+1:]...)
+	}
+	for i := range runs {
+		runs[i][0] *= rowGroupSize
+		runs[i][1] *= rowGroupSize
+	}
+	return runs, nil
 }
 
 // changedHours reads temp.inc_h, the changed hours, in order.

@@ -23,10 +23,10 @@ func seededRand(t *testing.T) *rand.Rand {
 	return rand.New(rand.NewSource(seed))
 }
 
-// demoEvents are n events of the demo generator over the 10 days before end.
-func demoEvents(t *testing.T, rng *rand.Rand, n int, end time.Time) []events.Event {
+// demoEvents are n events of the demo generator over the given days before end.
+func demoEvents(t *testing.T, rng *rand.Rand, n, days int, end time.Time) []events.Event {
 	var all []events.Event
-	require.NoError(t, demo.Generate(demo.Config{Events: n, Days: 10, Seed: rng.Int63(), End: end}, func(e *events.Event) error {
+	require.NoError(t, demo.Generate(demo.Config{Events: n, Days: days, Seed: rng.Int63(), End: end}, func(e *events.Event) error {
 		all = append(all, e.Clone())
 		return nil
 	}))
@@ -69,12 +69,24 @@ func incrementalStore(t *testing.T) (*store.Writer, *store.Source, *kpi.Engine) 
 // statuses, duplicates, replies, conversions, conversations) split at random points, plus
 // random messy ones, including re-sent duplicates of earlier events.
 func TestIncrementsMatchFullBuild(t *testing.T) {
+	incrementsMatchFullBuild(t, 10)
+}
+
+// TestIncrementsMatchFullBuildLongSpan is TestIncrementsMatchFullBuild over 60 days, far
+// more than the 14 days either side of a new event that an increment reads of its
+// contacts' histories: late arrivals, replies to old messages, conversations that last
+// weeks and first inbound messages arriving after later ones must all still be caught.
+func TestIncrementsMatchFullBuildLongSpan(t *testing.T) {
+	incrementsMatchFullBuild(t, 60)
+}
+
+func incrementsMatchFullBuild(t *testing.T, days int) {
 	rng, end := seededRand(t), time.Date(2026, 3, 30, 13, 17, 0, 0, time.UTC)
-	all := demoEvents(t, rng, 12_000, end)
+	all := demoEvents(t, rng, 12_000, days, end)
 	// Dense messy events (all 40 contacts in every segment) and sparse ones: the sparse
 	// ones' replies to other contacts' messages reach contacts no other new event touches.
-	messy := append(messyEvents(rng, end.AddDate(0, 0, -10), 10, 1000),
-		messyEventsAmong(rng, end.AddDate(0, 0, -10), 10, 1000, 200, 100)...)
+	messy := append(messyEvents(rng, end.AddDate(0, 0, -days), days, 1000),
+		messyEventsAmong(rng, end.AddDate(0, 0, -days), days, 1000, 200, 100)...)
 	for i := range messy[1000:] {
 		m := &messy[1000+i]
 		m.EventID = "sparse-" + m.EventID
@@ -110,7 +122,7 @@ func TestIncrementsMatchFullBuild(t *testing.T) {
 		`{"queryType":"timeseries","metrics":["sent","delivered","blocked","conversations"],"bucket":"15m"}`,
 		`{"queryType":"table","metrics":["quality_rating"],"groupBy":["business_number"]}`,
 	}
-	from, to := end.AddDate(0, 0, -11), end.Add(time.Hour)
+	from, to := end.AddDate(0, 0, -days-1), end.Add(time.Hour)
 	compare := func(step int) {
 		full, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 512, NoIncremental: true})
 		require.NoError(t, err)
