@@ -101,6 +101,14 @@ type generation struct {
 	inUse   *sync.RWMutex // queries hold it for reading; dropping the schema takes it for writing
 	demoEnd time.Time
 	files   []store.Segment // the segments it holds
+	// nextFile is the arrival rank of the next appended segment (events' arr): one past
+	// the last, never reused, as compaction merges segments (listingChange) without
+	// renumbering the stored events.
+	nextFile int
+	// base and merged: the segments as written whose events it holds, in order, and the
+	// inputs of each merged segment among files (expandListing).
+	base   []string
+	merged map[string][]string
 	full    int64           // events at its full build
 	added   int64           // events added by increments since
 }
@@ -498,11 +506,23 @@ func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 	// A full build gets a DuckDB file and instance of its own, with the build's memory
 	// limit; queries go on reading the previous snapshot's instance meanwhile.
 	e.nextGen++
-	g := &generation{schema: fmt.Sprintf("g%d", e.nextGen), version: version, demoEnd: demoEnd, inUse: &sync.RWMutex{}, files: files}
+	g := &generation{schema: fmt.Sprintf("g%d", e.nextGen), version: version, demoEnd: demoEnd, inUse: &sync.RWMutex{}, files: files, nextFile: len(files)}
 	g.path = filepath.Join(e.workDir, fmt.Sprintf("facts-%s.duckdb", g.schema))
 	bdb, err := e.openDB(g.path, e.opts.BuildMemoryLimitMB, "spill-build-"+g.schema)
 	if err != nil {
 		return err
+	}
+	if e.opts.Source != nil && e.opts.Source.Kind == store.KindDir {
+		// What the files hold, for increments across compaction (listingChange).
+		conn, err := bdb.Conn(ctx)
+		if err == nil {
+			g.base, _, g.merged, err = expandListing(ctx, conn, files, nil, func(store.Segment) bool { return false })
+			conn.Close()
+		}
+		if err != nil {
+			_ = e.closeDB(bdb, g.path, true)
+			return err
+		}
 	}
 	if err := e.buildFacts(ctx, bdb, g, files); err != nil {
 		_ = e.closeDB(bdb, g.path, true)

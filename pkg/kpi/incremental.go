@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,18 +36,85 @@ import (
 // the rollups compact.
 var maxIncrementalShare = 0.25
 
-// appendedFiles returns the files of now that follow the snapshot's files, or ok false
-// when now is not the snapshot's files plus new ones after them.
-func appendedFiles(before, now []store.Segment) ([]store.Segment, bool) {
-	if len(now) <= len(before) {
-		return nil, false
-	}
-	for i, f := range before {
-		if now[i].Path != f.Path || now[i].Size != f.Size {
-			return nil, false
+// Compaction (store.Compact) merges runs of segments into one with the same events in
+// the same order, and retires the inputs a moment after publishing it. A snapshot keeps
+// its facts across merges: it knows its events as a sequence of base segments (segments
+// as a writer wrote them; a merge stands for its inputs, as its metadata names them,
+// store.CompactedFrom), and a store whose listing expands to that sequence and then
+// more holds the snapshot's events plus new ones.
+
+// expandListing gives the base segments of files, in order, each once (an input still
+// listed beside its merge adds nothing); ends[i], how many of them files[:i+1] hold; and
+// the inputs of each merge among files, as base segments. Merges in known are not read
+// again, nor files plain says are not merges.
+func expandListing(ctx context.Context, conn *sql.Conn, files []store.Segment, known map[string][]string, plain func(store.Segment) bool) (base []string, ends []int, merged map[string][]string, err error) {
+	var unknown []store.Segment
+	for _, f := range files {
+		if _, ok := known[f.Name]; !ok && !plain(f) {
+			unknown = append(unknown, f)
 		}
 	}
-	return now[len(before):], true
+	read, err := store.CompactedFrom(ctx, conn, unknown)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	merged = map[string][]string{}
+	seen := map[string]bool{}
+	ends = make([]int, len(files))
+	for i, f := range files {
+		names := []string{f.Name}
+		if in, ok := known[f.Name]; ok {
+			names = in
+		} else if from, ok := read[f.Name]; ok {
+			names = names[:0]
+			for _, n := range from { // a merge of merges: their inputs
+				if in, ok := known[n]; ok {
+					names = append(names, in...)
+				} else {
+					names = append(names, n)
+				}
+			}
+		}
+		if _, ok := known[f.Name]; ok || len(read[f.Name]) > 0 {
+			merged[f.Name] = names
+		}
+		for _, n := range names {
+			if !seen[n] {
+				seen[n] = true
+				base = append(base, n)
+			}
+		}
+		ends[i] = len(base)
+	}
+	return base, ends, merged, nil
+}
+
+// listingChange compares the snapshot's segments with the store's (now). ok is true when
+// now holds the snapshot's events in the same order followed by new ones, which are in
+// appended (a merge of the snapshot's last segments with new ones is among them: its
+// stored events are dropped as duplicates). base and merged describe now (expandListing).
+func listingChange(ctx context.Context, conn *sql.Conn, g *generation, now []store.Segment) (appended []store.Segment, base []string, merged map[string][]string, ok bool, err error) {
+	if g.base == nil && len(g.files) > 0 {
+		return nil, nil, nil, false, nil // the snapshot's own listing could not be read
+	}
+	stored := make(map[string]int64, len(g.files))
+	for _, f := range g.files {
+		stored[f.Name] = f.Size
+	}
+	plain := func(f store.Segment) bool {
+		size, ok := stored[f.Name]
+		return ok && size == f.Size
+	}
+	base, ends, merged, err := expandListing(ctx, conn, now, g.merged, plain)
+	if err != nil {
+		return nil, nil, nil, false, err
+	}
+	if len(base) < len(g.base) || !slices.Equal(base[:len(g.base)], g.base) {
+		return nil, nil, nil, false, nil // segments gone, rewritten (retention) or inserted
+	}
+	// The first file holding a base segment past the snapshot's.
+	first, _ := slices.BinarySearch(ends, len(g.base)+1)
+	return now[first:], base, merged, true, nil
 }
 
 // dropScratch drops an increment's scratch tables (temp.inc_*).
@@ -75,8 +143,7 @@ func (e *Engine) tryIncrement(ctx context.Context, old *generation, files []stor
 	if old == nil || e.opts.NoIncremental || e.opts.Source.Kind != store.KindDir {
 		return false, nil
 	}
-	newFiles, ok := appendedFiles(old.files, files)
-	if !ok || float64(old.added) > maxIncrementalShare*float64(max(old.full, 1)) {
+	if float64(old.added) > maxIncrementalShare*float64(max(old.full, 1)) {
 		return false, nil
 	}
 	conn, err := old.db.Conn(ctx)
@@ -84,7 +151,20 @@ func (e *Engine) tryIncrement(ctx context.Context, old *generation, files []stor
 		return false, err
 	}
 	defer conn.Close()
-	added, span, err := e.applyIncrement(ctx, conn, old, newFiles, len(old.files))
+	newFiles, base, merged, ok, err := listingChange(ctx, conn, old, files)
+	if err != nil || !ok {
+		return false, err // an error: a segment gone since the listing; the caller lists again
+	}
+	if len(newFiles) == 0 {
+		// Compaction merged segments of the snapshot: same events, new file names.
+		g := *old
+		g.files, g.version, g.base, g.merged = files, version, base, merged
+		g.stats.Files, g.stats.Version = len(files), version
+		e.cur.Store(&g)
+		e.cache.clear()
+		return true, nil
+	}
+	added, span, err := e.applyIncrement(ctx, conn, old, newFiles, old.nextFile)
 	if err != nil {
 		if ctx.Err() != nil {
 			return true, err
@@ -93,7 +173,8 @@ func (e *Engine) tryIncrement(ctx context.Context, old *generation, files []stor
 		log.DefaultLogger.Warn("incremental update failed; rebuilding the facts in full", "error", err)
 		return false, nil
 	}
-	g := &generation{schema: old.schema, db: old.db, stmts: old.stmts, path: old.path, version: version, inUse: old.inUse, files: files, full: old.full, added: old.added + added}
+	g := &generation{schema: old.schema, db: old.db, stmts: old.stmts, path: old.path, version: version, inUse: old.inUse,
+		files: files, base: base, merged: merged, nextFile: old.nextFile + len(newFiles), full: old.full, added: old.added + added}
 	// The statistics follow from the old ones and the added events' (a scan of every
 	// event's time costs ~0.4 s at 100M events).
 	g.stats = old.stats
@@ -111,7 +192,7 @@ func (e *Engine) tryIncrement(ctx context.Context, old *generation, files []stor
 	return true, nil
 }
 
-// applyIncrement adds the events of files (positions first, first+1, ... in arrival
+// applyIncrement adds the events of files (arrival ranks first, first+1, ... in arrival
 // order) to generation g in place.
 // It returns how many events were added and their earliest and latest times.
 func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generation, files []store.Segment, first int) (added int64, span [2]sql.NullTime, err error) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -203,4 +205,120 @@ func TestIncrementCrossContactCredit(t *testing.T) {
 		}
 	}
 	require.True(t, found, "the conversion is credited to X's campaign: %v", res[0])
+}
+
+// TestIncrementsAcrossCompaction: compaction merges runs of a store's segments while an
+// engine holds facts of them. The merged segment holds the same events, so the snapshot
+// keeps them (no full build): it only takes the new file names, also while the merge's
+// inputs are still listed beside it, and a merge of its last segments with new ones is
+// applied as an increment. Appended segments keep arriving after the stored ones, so a
+// repeated send keeps its first arrival's campaign. A full build is the reference.
+func TestIncrementsAcrossCompaction(t *testing.T) {
+	rng, end := seededRand(t), time.Date(2026, 3, 30, 13, 17, 0, 0, time.UTC)
+	all := demoEvents(t, rng, 6_000, 10, end)
+	w, src, inc := incrementalStore(t)
+	ctx := context.Background()
+	dir := src.Path
+	appendN := func(n int) {
+		t.Helper()
+		_, err := w.Append(ctx, all[:n], store.AppendOptions{})
+		require.NoError(t, err)
+		all = all[n:]
+	}
+	increments := func() int {
+		t.Helper()
+		require.NoError(t, inc.Refresh(ctx))
+		st, err := inc.Stats(ctx)
+		require.NoError(t, err)
+		return st.Increments
+	}
+	queries := []string{
+		`{"queryType":"table","metrics":["sent","delivered","read","clicks","conversions","revenue","reply_rate"],"groupBy":["campaign"],"limit":500}`,
+		`{"queryType":"table","metrics":["received","blocked","new_contacts","conversations","resolution_time","response_time"],"groupBy":["agent_id"],"limit":500}`,
+	}
+	from, to := end.AddDate(0, 0, -11), end.Add(time.Hour)
+	compare := func(label string) {
+		t.Helper()
+		full, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 256, NoIncremental: true})
+		require.NoError(t, err)
+		defer full.Close()
+		requireSameAnswers(t, label+": ", queries, from, to, full, inc)
+	}
+	segments := func() []store.Segment {
+		t.Helper()
+		segs, err := store.ListSegments(dir)
+		require.NoError(t, err)
+		return segs
+	}
+	move := func(name, fromDir, toDir string) {
+		t.Helper()
+		require.NoError(t, os.Rename(filepath.Join(dir, fromDir, name), filepath.Join(dir, toDir, name)))
+	}
+
+	// Four small segments, a big one, three small ones (the last sends message "dup-x").
+	for i := 0; i < 4; i++ {
+		appendN(40)
+	}
+	appendN(3000)
+	big := segments()[4]
+	appendN(40)
+	appendN(40)
+	x := events.Event{EventID: "dup-x-1", TS: end.Add(-48 * time.Hour), Type: "sent", MessageID: "dup-x", ContactID: "cx", Sender: "campaign", Campaign: "first-arrival"}
+	_, err := w.Append(ctx, []events.Event{x}, store.AppendOptions{})
+	require.NoError(t, err)
+	require.Equal(t, 0, increments())
+	appendN(40)
+	require.Equal(t, 1, increments())
+
+	// Merge the first four: the snapshot takes the new names.
+	compact := store.CompactOptions{SmallBytes: big.Size - 1, MinSegments: 3, RetiredGrace: time.Hour}
+	res, err := w.Compact(ctx, compact)
+	require.NoError(t, err)
+	require.Equal(t, 4, res.Merged)
+	require.Equal(t, 1, increments(), "a merge is not a rebuild")
+	compare("after the first merge")
+
+	// Merge the four after the big one, and list one of them again as if not yet retired.
+	res, err = w.Compact(ctx, compact)
+	require.NoError(t, err)
+	require.Equal(t, 4, res.Merged)
+	retired, err := os.ReadDir(filepath.Join(dir, store.RetiredDir))
+	require.NoError(t, err)
+	var lingering string
+	for _, r := range retired {
+		lingering = r.Name() // the newest: the last input of this merge
+	}
+	move(lingering, store.RetiredDir, store.SegmentsDir)
+	require.Len(t, segments(), 4)
+	require.Equal(t, 1, increments(), "a merge with an input still listed is not a rebuild")
+	compare("while an input is still listed")
+	move(lingering, store.SegmentsDir, store.RetiredDir)
+
+	// A later send of the same message (another event id) stays second in arrival order.
+	x2 := x
+	x2.EventID, x2.Campaign = "dup-x-2", "second-arrival"
+	_, err = w.Append(ctx, []events.Event{x2}, store.AppendOptions{})
+	require.NoError(t, err)
+	require.Equal(t, 2, increments())
+	compare("after a repeated send")
+	res2, err := inc.Run(ctx, kpi.Request{Query: mustQuery(t, `{"queryType":"table","metrics":["sent"],"groupBy":["campaign"],"limit":500}`), From: from, To: to, Interval: time.Hour, MaxDataPoints: 100})
+	require.NoError(t, err)
+	var campaigns []string
+	for i := 0; i < res2[0].Fields[0].Len(); i++ {
+		if c, ok := res2[0].Fields[0].ConcreteAt(i); ok {
+			campaigns = append(campaigns, fmt.Sprint(c))
+		}
+	}
+	require.Contains(t, campaigns, "first-arrival")
+	require.NotContains(t, campaigns, "second-arrival")
+
+	// New segments, merged with the snapshot's last ones before the engine looks.
+	appendN(40)
+	appendN(40)
+	appendN(40)
+	res, err = w.Compact(ctx, compact)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, res.Merged, 5)
+	require.Equal(t, 3, increments(), "a merge of stored and new segments is an increment")
+	compare("after a merge of stored and new segments")
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -84,8 +85,9 @@ func (w *Writer) Compact(ctx context.Context, opts CompactOptions) (CompactResul
 	tmp := filepath.Join(w.dir, TmpDir, name)
 	q := fmt.Sprintf(`COPY (SELECT %s FROM read_parquet(%s, filename=true, file_row_number=true)
 		QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY filename, file_row_number) = 1
-		ORDER BY filename, file_row_number) TO %s (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)`,
-		ColumnList(), parquetList(run), SQLString(tmp))
+		ORDER BY filename, file_row_number) TO %s (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880,
+		KV_METADATA {%s: %s})`,
+		ColumnList(), parquetList(run), SQLString(tmp), CompactedFromKey, SQLString(strings.Join(names(run), ",")))
 	if _, err := w.db.ExecContext(ctx, q); err != nil {
 		os.Remove(tmp)
 		return res, fmt.Errorf("compact: %w", err)
@@ -105,6 +107,46 @@ func (w *Writer) Compact(ctx context.Context, opts CompactOptions) (CompactResul
 	}
 	res.Merged, res.Output = len(run), out
 	return res, nil
+}
+
+// CompactedFromKey is the Parquet key-value metadata key of a merged segment: the names
+// of the segments it replaces, in arrival order, comma-separated. Readers that hold facts
+// derived from those segments (the data source's snapshot) use it to tell a merge, which
+// changes no event, from a rewrite.
+const CompactedFromKey = "blueticks_compacted_from"
+
+func names(segs []Segment) []string {
+	out := make([]string, len(segs))
+	for i, s := range segs {
+		out[i] = s.Name
+	}
+	return out
+}
+
+// CompactedFrom returns, for each of segs that is the output of Compact, the names of
+// the segments it merges, in arrival order, keyed by its name; plain segments are left
+// out. It reads the files' footers only. db is any DuckDB connection.
+func CompactedFrom(ctx context.Context, db interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}, segs []Segment) (map[string][]string, error) {
+	out := map[string][]string{}
+	if len(segs) == 0 {
+		return out, nil
+	}
+	rows, err := db.QueryContext(ctx, fmt.Sprintf(`SELECT file_name, decode(value) FROM parquet_kv_metadata(%s) WHERE decode(key) = %s`,
+		parquetList(segs), SQLString(CompactedFromKey)))
+	if err != nil {
+		return nil, fmt.Errorf("read segment metadata: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var file, v string
+		if err := rows.Scan(&file, &v); err != nil {
+			return nil, fmt.Errorf("read segment metadata: %w", err)
+		}
+		out[filepath.Base(file)] = strings.Split(v, ",")
+	}
+	return out, rows.Err()
 }
 
 func removeRetired(dir string, grace time.Duration) int {

@@ -91,11 +91,25 @@ func TestCompactMergesKeepsOrderAndRetires(t *testing.T) {
 		require.NoError(t, err)
 		want = append(want, id)
 	}
+	inputs, _ := store.ListSegments(dir)
+	require.Len(t, inputs, 5)
 	res, err := w.Compact(ctx, store.CompactOptions{MinSegments: 3})
 	require.NoError(t, err)
 	assert.Equal(t, 5, res.Merged)
 	segs, _ := store.ListSegments(dir)
 	require.Len(t, segs, 1)
+	// The merged segment names its inputs in order (readers holding facts of them map it).
+	db, err := store.OpenDuckDB("")
+	require.NoError(t, err)
+	defer db.Close()
+	retiredInput := store.Segment{Name: inputs[0].Name, Path: filepath.Join(dir, store.RetiredDir, inputs[0].Name)}
+	from, err := store.CompactedFrom(ctx, db, []store.Segment{segs[0], retiredInput})
+	require.NoError(t, err)
+	wantFrom := make([]string, len(inputs))
+	for i, s := range inputs {
+		wantFrom[i] = s.Name
+	}
+	assert.Equal(t, map[string][]string{segs[0].Name: wantFrom}, from, "a segment the writer wrote merges nothing")
 	assert.Equal(t, want, idsIn(t, dir))
 	retired, _ := os.ReadDir(filepath.Join(dir, store.RetiredDir))
 	assert.Len(t, retired, 5, "inputs wait in retired/ for readers that listed them")
