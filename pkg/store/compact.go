@@ -16,6 +16,10 @@ type CompactOptions struct {
 	SmallBytes int64
 	// MinSegments: merge only when at least this many small segments are in a row (default 8).
 	MinSegments int
+	// MaxMergeBytes: a run stops growing once it holds this many bytes (default 4 ×
+	// SmallBytes), so one pass never rewrites a whole store of small segments at once
+	// (a store written by the demo generator or an import is all small segments).
+	MaxMergeBytes int64
 	// RetiredGrace: how long replaced segments stay in retired/ for readers that listed
 	// them before they moved (default 5 minutes).
 	RetiredGrace time.Duration
@@ -27,6 +31,9 @@ func (o *CompactOptions) defaults() {
 	}
 	if o.MinSegments <= 1 {
 		o.MinSegments = 8
+	}
+	if o.MaxMergeBytes <= 0 {
+		o.MaxMergeBytes = 4 * o.SmallBytes
 	}
 	if o.RetiredGrace <= 0 {
 		o.RetiredGrace = 5 * time.Minute
@@ -63,17 +70,23 @@ func (w *Writer) Compact(ctx context.Context, opts CompactOptions) (CompactResul
 	if err != nil {
 		return res, err
 	}
-	// The longest run of consecutive small segments, oldest first.
+	// The first run of at least MinSegments consecutive small segments, oldest first, up
+	// to MaxMergeBytes.
 	var run []Segment
+	var runBytes int64
 	for _, s := range segs {
 		if s.Size < opts.SmallBytes {
 			run = append(run, s)
+			runBytes += s.Size
+			if len(run) >= opts.MinSegments && runBytes >= opts.MaxMergeBytes {
+				break
+			}
 			continue
 		}
 		if len(run) >= opts.MinSegments {
 			break
 		}
-		run = run[:0]
+		run, runBytes = run[:0], 0
 	}
 	if len(run) < opts.MinSegments {
 		return res, nil

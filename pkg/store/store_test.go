@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -119,6 +120,19 @@ func TestCompactMergesKeepsOrderAndRetires(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 5, res.Removed)
 	assert.Equal(t, 0, res.Merged, "one segment: nothing to merge")
+
+	// A run stops growing at MaxMergeBytes (once it has MinSegments).
+	for i := 0; i < 4; i++ {
+		_, err := w.Append(ctx, []events.Event{ev(fmt.Sprintf("m%d", i), i)}, store.AppendOptions{})
+		require.NoError(t, err)
+	}
+	segs, _ = store.ListSegments(dir)
+	require.Len(t, segs, 5)
+	res, err = w.Compact(ctx, store.CompactOptions{SmallBytes: 1 << 20, MinSegments: 2, MaxMergeBytes: segs[0].Size + 1, RetiredGrace: time.Hour})
+	require.NoError(t, err)
+	assert.Equal(t, 2, res.Merged, "the merged segment and the next one")
+	segs, _ = store.ListSegments(dir)
+	require.Len(t, segs, 4)
 }
 
 func TestOpenSourceKindsAndErrors(t *testing.T) {
