@@ -20,9 +20,13 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,7 +37,9 @@ import (
 
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/demo"
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/events"
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/ingest"
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/kpi"
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/pseudo"
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/store"
 )
 
@@ -649,4 +655,126 @@ func linkSegments(segs []store.Segment, dst string) error {
 		}
 	}
 	return nil
+}
+
+// BenchmarkVisible measures what a user of the receiver sees: from the moment the events
+// API acknowledges a batch to the moment the data source's queries count it. A store
+// (BLUETICKS_BENCH_STORE, else a small demo one) without its last segment gets a real
+// receiver (ingest.Server on 127.0.0.1, default flush and compaction every minute) and an
+// engine with the product's defaults; each iteration posts the next 500 events of the
+// held-back segment as NDJSON and polls the engine's statistics (as a query would) until
+// they are in. Reports p50/p99/max, the compactions that ran, and the full builds that
+// happened after the first (none expected: merges keep the snapshot).
+func BenchmarkVisible(b *testing.B) {
+	base := benchStore(b)
+	segs, err := store.ListSegments(base)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(segs) < 2 {
+		b.Skip("the store has fewer than two segments: nothing to hold back")
+	}
+	dir := b.TempDir()
+	if err := linkSegments(segs[:len(segs)-1], dir); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	held, err := readSegment(ctx, segs[len(segs)-1].Path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	hasher, err := pseudo.New([]byte("bench-hash-key-0123456789abcdef"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	const token = "bench-api-token"
+	rcv, err := ingest.New(ingest.Config{StoreDir: dir, APIToken: token, Hasher: hasher})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rcv.Close()
+	srv := httptest.NewServer(rcv.Handler())
+	defer srv.Close()
+	src, err := store.OpenSource(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := kpi.New(kpi.Options{Source: src, MemoryLimitMB: benchMemoryMB(), BuildMemoryLimitMB: benchBuildMemoryMB()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	start := time.Now()
+	if err := e.Refresh(ctx); err != nil {
+		b.Fatal(err)
+	}
+	st, _ := e.Stats(ctx)
+	b.Logf("full build of %d events in %s", st.Events, time.Since(start).Round(time.Millisecond))
+	post := func(batch []events.Event) {
+		var body bytes.Buffer
+		enc := json.NewEncoder(&body)
+		for i := range batch {
+			if err := enc.Encode(&batch[i]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+ingest.RouteEvents, &body)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			msg, _ := io.ReadAll(resp.Body)
+			b.Fatalf("events API: %s: %s", resp.Status, msg)
+		}
+	}
+	var lat latencies
+	rebuilds, lastInc := 0, st.Increments
+	for b.Loop() {
+		if len(held) < 500 {
+			b.Fatal("the held-back segment has no 500 more events; use fewer iterations")
+		}
+		batch := held[:500]
+		held = held[500:]
+		before, _ := e.Stats(ctx)
+		post(batch)
+		t0 := time.Now()
+		for {
+			now, err := e.Stats(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if now.Events > before.Events {
+				lat = append(lat, time.Since(t0))
+				if now.Increments < lastInc || (now.Increments == 0 && lastInc > 0) {
+					rebuilds++
+				}
+				lastInc = now.Increments
+				break
+			}
+			if time.Since(t0) > 10*time.Minute {
+				b.Fatal("not visible after 10 minutes")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(500 * time.Millisecond) // traffic in bursts
+	}
+	b.StopTimer()
+	lat.report(b)
+	b.ReportMetric(float64(slices.Max(lat).Microseconds())/1000, "max-ms")
+	b.ReportMetric(float64(rebuilds), "full-builds")
+	now, err := store.ListSegments(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	merges := 0
+	for _, s := range now {
+		if strings.Contains(s.Name, "-c") {
+			merges++
+		}
+	}
+	b.ReportMetric(float64(merges), "merged-segments")
 }

@@ -109,8 +109,8 @@ type generation struct {
 	// inputs of each merged segment among files (expandListing).
 	base   []string
 	merged map[string][]string
-	full    int64           // events at its full build
-	added   int64           // events added by increments since
+	full   int64 // events at its full build
+	added  int64 // events added by increments since
 }
 
 // New opens an engine. The first query (or Refresh) builds the facts.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -518,6 +519,9 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	)
 	if err == nil {
 		inTx = false
+		if fi, statErr := os.Stat(g.path + ".wal"); statErr == nil {
+			log.DefaultLogger.Debug("increment committed", "wal bytes", fi.Size())
+		}
 	}
 	return added, span, err
 }
