@@ -41,8 +41,9 @@ type Options struct {
 	// MaxRows caps the rows of a raw SQL result (default 100000).
 	MaxRows int
 	// CheckEvery is how often the engine looks at the store for new segments, in the
-	// background once the first snapshot exists and on queries (default 1 s): new events
-	// are visible about this much plus the time to apply them after they land.
+	// background once the first snapshot exists and on queries (default 250 ms: a look
+	// lists one directory): new events are visible up to this much plus the time to apply
+	// them after they land.
 	CheckEvery time.Duration
 	// DemoRefresh is how often the embedded demo store is regenerated up to now (default 10 min).
 	DemoRefresh time.Duration
@@ -129,7 +130,7 @@ func New(opts Options) (*Engine, error) {
 		opts.MaxRows = 100_000
 	}
 	if opts.CheckEvery <= 0 {
-		opts.CheckEvery = time.Second
+		opts.CheckEvery = 250 * time.Millisecond
 	}
 	if opts.DemoRefresh <= 0 {
 		opts.DemoRefresh = 10 * time.Minute

@@ -446,6 +446,15 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	if err != nil {
 		return 0, span, err
 	}
+	// Every old row of an affected key sits at the time of one of the stored events read
+	// above (a message at its first send, an event at its own time, a delivery at its
+	// earliest status or credited click or reply, a conversation at its opening, a turn
+	// at its first message), so the facts are searched from the earliest of them on: a
+	// constant bound that skips older row groups.
+	var since sql.NullTime
+	if err := conn.QueryRowContext(ctx, "SELECT min(ts) FROM temp.inc_sub WHERE _r IS NOT NULL").Scan(&since); err != nil {
+		return 0, span, fmt.Errorf("update facts: %w", err)
+	}
 	keyPairs := map[Fact]string{FactMessage: "temp.inc_km", FactEvent: "temp.inc_ke", FactConversation: "temp.inc_kv", FactTurn: "temp.inc_kv"}
 	for _, f := range rollupFacts {
 		t := factTime[f]
@@ -458,7 +467,7 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		// between a row and its recomputed version could hide a change (~1 in 10^19).
 		err = run(
 			fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE inc_old AS
-				SELECT fr.rowid AS r, date_trunc('hour', fr.%s) AS h, fr.rh FROM {g}.%s AS fr WHERE %s`, t, f, affected),
+				SELECT fr.rowid AS r, date_trunc('hour', fr.%s) AS h, fr.rh FROM {g}.%s AS fr WHERE %s AND %s`, t, f, oldBound(t, since), affected),
 			fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE inc_new AS
 				SELECT date_trunc('hour', fr.%s) AS h, fr.rh FROM {inc}.%s AS fr WHERE %s`, t, f, affected),
 			`CREATE OR REPLACE TEMP TABLE inc_h AS
@@ -524,6 +533,15 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		}
 	}
 	return added, span, err
+}
+
+// oldBound is the condition on a fact's time column t that its rows of affected keys meet:
+// none when no stored event was read (only new keys are affected).
+func oldBound(t string, since sql.NullTime) string {
+	if !since.Valid {
+		return "false"
+	}
+	return fmt.Sprintf("fr.%s >= %s", t, sqlTime(since.Time))
 }
 
 // rowGroupSize is DuckDB's number of rows per row group: the unit a scan skips.
