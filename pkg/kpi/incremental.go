@@ -21,16 +21,19 @@ import (
 // events those rows depend on:
 //
 //   - messages (f_msg, their _delivery row) the new events name (message_id, reply_to),
-//     and every message to a contact the new events or those messages concern: a new
-//     send or reply can move last-touch credit between them;
-//   - events (f_evt) of those contacts, events naming those messages, the new events;
-//   - conversations (f_conv, f_turn) the new events or the events naming those messages
+//     and the messages sent to a new event's contact within 7 days of it: a new send or
+//     reply can move last-touch credit between them;
+//   - events (f_evt) of those contacts within 7 days of the new ones, events naming those
+//     messages, the new events (and a contact's received rows when an earlier first
+//     inbound message arrives);
+//   - conversations (f_conv, f_turn) the new events or the events naming their messages
 //     belong to;
 //
-// then the hourly rollups of every hour those rows leave or enter. A randomized test
-// (incremental_test.go) requires the result to equal a full build of the same store.
-// Anything else (a segment removed or rewritten by compaction or retention, a segment
-// sorting before an existing one, a DuckDB-file or Parquet-glob store) rebuilds in full.
+// then the hourly rollups of every hour those rows leave or enter. Randomized tests
+// (incremental_test.go) require the result to equal a full build of the same store.
+// Compaction keeps the snapshot (below); anything else (a segment removed or rewritten by
+// retention, a segment sorting before an existing one, a DuckDB-file or Parquet-glob
+// store) rebuilds in full.
 
 // maxIncrementalShare is how far increments may grow a snapshot (in events since its full
 // build) before a full build re-sorts the facts by time, which keeps time-range scans and
