@@ -455,9 +455,11 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	// at its first message), so the facts are searched from the earliest of them on: a
 	// constant bound that skips older row groups.
 	var since sql.NullTime
-	if err := conn.QueryRowContext(ctx, "SELECT min(ts) FROM temp.inc_sub WHERE _r IS NOT NULL").Scan(&since); err != nil {
+	var read int64
+	if err := conn.QueryRowContext(ctx, "SELECT min(ts), count(*) FROM temp.inc_sub WHERE _r IS NOT NULL").Scan(&since, &read); err != nil {
 		return 0, span, fmt.Errorf("update facts: %w", err)
 	}
+	log.DefaultLogger.Debug("increment reads", "stored rows", read, "read runs", len(runs), "earliest", since.Time)
 	keyPairs := map[Fact]string{FactMessage: "temp.inc_km", FactEvent: "temp.inc_ke", FactConversation: "temp.inc_kv", FactTurn: "temp.inc_kv"}
 	for _, f := range rollupFacts {
 		t := factTime[f]
