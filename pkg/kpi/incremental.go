@@ -105,9 +105,14 @@ func listingChange(ctx context.Context, conn *sql.Conn, g *generation, now []sto
 	for _, f := range g.files {
 		stored[f.Name] = f.Size
 	}
+	for _, f := range now {
+		if size, ok := stored[f.Name]; ok && size != f.Size {
+			return nil, nil, nil, false, nil // rewritten under its name: segments are immutable, so rebuild
+		}
+	}
 	plain := func(f store.Segment) bool {
-		size, ok := stored[f.Name]
-		return ok && size == f.Size
+		_, ok := stored[f.Name]
+		return ok
 	}
 	base, ends, merged, err := expandListing(ctx, conn, now, g.merged, plain)
 	if err != nil {
