@@ -321,4 +321,15 @@ func TestIncrementsAcrossCompaction(t *testing.T) {
 	require.GreaterOrEqual(t, res.Merged, 5)
 	require.Equal(t, 3, increments(), "a merge of stored and new segments is an increment")
 	compare("after a merge of stored and new segments")
+
+	// A segment rewritten under its own name (never done by the store: segments are
+	// immutable) is not taken for the one the snapshot holds.
+	segs := segments()
+	require.GreaterOrEqual(t, len(segs), 2)
+	data, err := os.ReadFile(segs[1].Path)
+	require.NoError(t, err)
+	require.NotEqual(t, segs[0].Size, int64(len(data)))
+	require.NoError(t, os.WriteFile(segs[0].Path, data, 0o644))
+	require.Equal(t, 0, increments(), "a rewritten segment means a full build")
+	compare("after a rewrite in place")
 }
