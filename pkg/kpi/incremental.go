@@ -380,7 +380,7 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		reads = append(reads, fmt.Sprintf(`SELECT rowid AS _r, * FROM {g}.ev
 			WHERE rowid >= %d AND rowid < %d AND rowid IN (SELECT r FROM temp.inc_pick)`, r[0], r[1]))
 	}
-	reads = append(reads, `SELECT NULL, * FROM temp.inc_d`)
+	reads = append(reads, `SELECT CAST(NULL AS BIGINT) AS _r, * FROM temp.inc_d`) // alone when no stored row is picked
 	err = run(
 		`CREATE TEMP TABLE inc_sub AS `+strings.Join(reads, "\n\t\t\tUNION ALL "),
 		// The keys of the fact rows to replace.

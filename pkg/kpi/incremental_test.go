@@ -207,6 +207,29 @@ func TestIncrementCrossContactCredit(t *testing.T) {
 	require.True(t, found, "the conversion is credited to X's campaign: %v", res[0])
 }
 
+// TestIncrementOfUnrelatedEvents: new events that concern no stored event (a new contact,
+// no message or conversation of the store) are an increment that reads no stored row.
+func TestIncrementOfUnrelatedEvents(t *testing.T) {
+	t0 := time.Date(2026, 3, 20, 9, 0, 0, 0, time.UTC)
+	w, src, inc := incrementalStore(t)
+	ctx := context.Background()
+	_, err := w.Append(ctx, []events.Event{{EventID: "s-1", TS: t0, Type: "sent", MessageID: "m-1", ContactID: "a", Sender: "campaign", Campaign: "c"}}, store.AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, inc.Refresh(ctx))
+	_, err = w.Append(ctx, []events.Event{{EventID: "b-1", TS: t0.Add(time.Hour), Type: "blocked", ContactID: "b"}}, store.AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, inc.Refresh(ctx))
+	st, err := inc.Stats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, st.Increments, "applied in place")
+	require.EqualValues(t, 2, st.Events)
+	full, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 256, NoIncremental: true})
+	require.NoError(t, err)
+	defer full.Close()
+	requireSameAnswers(t, "", []string{`{"queryType":"table","metrics":["sent","blocked","block_rate"],"groupBy":["campaign"]}`},
+		t0.Add(-time.Hour), t0.Add(2*time.Hour), full, inc)
+}
+
 // TestIncrementsAcrossCompaction: compaction merges runs of a store's segments while an
 // engine holds facts of them. The merged segment holds the same events, so the snapshot
 // keeps them (no full build): it only takes the new file names, also while the merge's
