@@ -69,6 +69,7 @@ func expandListing(ctx context.Context, conn *sql.Conn, files []store.Segment, k
 		names := []string{f.Name}
 		if in, ok := known[f.Name]; ok {
 			names = in
+			merged[f.Name] = in
 		} else if from, ok := read[f.Name]; ok {
 			names = names[:0]
 			for _, n := range from { // a merge of merges: their inputs
@@ -78,8 +79,6 @@ func expandListing(ctx context.Context, conn *sql.Conn, files []store.Segment, k
 					names = append(names, n)
 				}
 			}
-		}
-		if _, ok := known[f.Name]; ok || len(read[f.Name]) > 0 {
 			merged[f.Name] = names
 		}
 		for _, n := range names {
