@@ -177,6 +177,11 @@ func (e *Engine) tryIncrement(ctx context.Context, old *generation, files []stor
 		if ctx.Err() != nil {
 			return true, err
 		}
+		if isFileGone(err) {
+			// Retired by compaction since the listing: the caller lists again (a full
+			// build here would cost minutes to hours on a large store).
+			return false, err
+		}
 		// Rolled back: a full build decides (and reports a broken segment).
 		log.DefaultLogger.Warn("incremental update failed; rebuilding the facts in full", "error", err)
 		return false, nil
