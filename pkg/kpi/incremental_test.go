@@ -59,7 +59,7 @@ func incrementalStore(t *testing.T) (*store.Writer, *store.Source, *kpi.Engine) 
 	t.Cleanup(func() { w.Close() })
 	src, err := store.OpenSource(dir)
 	require.NoError(t, err)
-	inc, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 512, CheckEvery: time.Nanosecond})
+	inc, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 512, CheckEvery: time.Hour}) // looks only on Refresh: no background look between a test's steps
 	require.NoError(t, err)
 	t.Cleanup(func() { inc.Close() })
 	return w, src, inc
