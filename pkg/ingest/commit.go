@@ -39,8 +39,14 @@ type CommitOptions struct {
 	MaxQueueBytes  int64
 
 	// FlushInterval: a segment is cut from the WAL at most this long after the first event
-	// written to it (default 1 s): the delay before new events are visible to queries.
+	// written to it (default 1 s): the longest delay before new events are visible to
+	// queries while events keep arriving.
 	FlushInterval time.Duration
+	// FlushIdle cuts a segment once no event has been written for this long (default
+	// 100 ms; negative: off), so a burst is visible soon after its last event, while
+	// steady traffic still makes one segment per FlushInterval (a cut costs a DuckDB
+	// COPY: cutting every 250 ms cost a quarter of the webhook throughput on 2 CPUs).
+	FlushIdle time.Duration
 	// FlushEvents cuts a segment as soon as the WAL holds this many events (default 100000).
 	FlushEvents int
 	// MaxUnflushedEvents and MaxUnflushedBytes bound events that are durable in the WAL
@@ -75,6 +81,9 @@ func (o *CommitOptions) defaults() {
 	}
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = time.Second
+	}
+	if o.FlushIdle == 0 {
+		o.FlushIdle = 100 * time.Millisecond
 	}
 	if o.FlushEvents <= 0 {
 		o.FlushEvents = 100_000
@@ -140,6 +149,7 @@ type Committer struct {
 	curEvs    []events.Event
 	curBytes  int64
 	curFirst  time.Time // when the first event of cur was written
+	curLast   time.Time // when the last one was
 	buf       []byte
 	flushCh   chan *chunk
 	waiting   []chan error // Flush requests for the current chunk
@@ -299,7 +309,7 @@ func (c *Committer) loop() {
 	for {
 		// Wait for a request, or for the time to cut a segment.
 		if len(c.curEvs) > 0 && !flushArmed {
-			arm(c.opts.FlushInterval - time.Since(c.curFirst))
+			arm(c.cutDue())
 		}
 		var first *commitReq
 		var ok bool
@@ -354,6 +364,10 @@ func (c *Committer) loop() {
 		}
 		lastStart = time.Now()
 		c.commit(batch, n)
+		if flushArmed && n > 0 && c.opts.FlushIdle > 0 {
+			flushTimer.Stop() // new events: the idle deadline moves (re-armed above)
+			flushArmed = false
+		}
 		flushNow := false
 		for _, r := range batch {
 			if r.flush != nil {
@@ -476,6 +490,7 @@ func (c *Committer) appendWAL(batch []*commitReq, now time.Time) error {
 		c.rotate(true)
 		return fmt.Errorf("wal: %w", err)
 	}
+	c.curLast = now
 	if len(c.curEvs) == 0 {
 		c.curFirst = now
 		if c.curEvs == nil && c.chunkHint > 0 {
@@ -492,6 +507,16 @@ func (c *Committer) appendWAL(batch []*commitReq, now time.Time) error {
 		c.buf = nil // do not keep a huge buffer after a large request
 	}
 	return nil
+}
+
+// cutDue is how long until the current WAL file is cut into a segment: FlushInterval
+// after its first event, or FlushIdle after its last, whichever comes first.
+func (c *Committer) cutDue() time.Duration {
+	d := c.opts.FlushInterval - time.Since(c.curFirst)
+	if c.opts.FlushIdle > 0 {
+		d = min(d, c.opts.FlushIdle-time.Since(c.curLast))
+	}
+	return d
 }
 
 // rotate hands the current WAL file and its events to the flusher, which cuts a segment

@@ -190,10 +190,42 @@ func TestCommitterCutsSegmentsFromWAL(t *testing.T) {
 	}, 5*time.Second, 10*time.Millisecond, "the WAL file is deleted after its segment is published")
 
 	// FlushEvents cuts a segment without waiting for the interval.
-	c2 := NewCommitter(w, CommitOptions{FlushInterval: time.Hour, FlushEvents: 5}, quietLog, NewMetrics())
+	c2 := NewCommitter(w, CommitOptions{FlushInterval: time.Hour, FlushIdle: -1, FlushEvents: 5}, quietLog, NewMetrics())
 	defer c2.Close()
 	require.NoError(t, c2.Submit(context.Background(), walEvents("y", 6), nil))
 	require.Eventually(t, func() bool { return len(storedEvents(t, dir)) == 16 }, 5*time.Second, 10*time.Millisecond)
+}
+
+// TestCommitterCutsIdleLog: a segment is cut once the log has been idle for FlushIdle,
+// long before FlushInterval, and not while events keep arriving.
+func TestCommitterCutsIdleLog(t *testing.T) {
+	if !walSupported {
+		t.Skip("no WAL on this OS")
+	}
+	dir := t.TempDir()
+	w, err := store.OpenWriter(dir)
+	require.NoError(t, err)
+	defer w.Close()
+	const idle = 1500 * time.Millisecond
+	c := NewCommitter(w, CommitOptions{FlushInterval: time.Hour, FlushIdle: idle}, quietLog, NewMetrics())
+	defer c.Close()
+	// Steady traffic, one commit every 20 ms for 1 s: no gap reaches FlushIdle.
+	start := time.Now()
+	for i := 0; time.Since(start) < time.Second; i++ {
+		require.NoError(t, c.Submit(context.Background(), walEvents(fmt.Sprintf("s%d-", i), 2), nil))
+		time.Sleep(20 * time.Millisecond)
+	}
+	sent := c.Unflushed()
+	require.Greater(t, sent, 40)
+	segs, err := store.ListSegments(dir)
+	require.NoError(t, err)
+	assert.Empty(t, segs, "no segment while events keep arriving")
+	// Then quiet: one segment with every event, within seconds (FlushInterval is an hour).
+	require.Eventually(t, func() bool { return len(storedEvents(t, dir)) == sent }, 10*time.Second, 20*time.Millisecond)
+	segs, err = store.ListSegments(dir)
+	require.NoError(t, err)
+	assert.Len(t, segs, 1)
+	assert.Equal(t, 0, c.Unflushed())
 }
 
 // TestUnflushedBoundAnswersQueueFull: when segments are not cut (here: the bound is
@@ -206,7 +238,7 @@ func TestUnflushedBoundAnswersQueueFull(t *testing.T) {
 	w, err := store.OpenWriter(dir)
 	require.NoError(t, err)
 	defer w.Close()
-	c := NewCommitter(w, CommitOptions{FlushInterval: time.Hour, MaxUnflushedEvents: 10}, quietLog, NewMetrics())
+	c := NewCommitter(w, CommitOptions{FlushInterval: time.Hour, FlushIdle: -1, MaxUnflushedEvents: 10}, quietLog, NewMetrics())
 	defer c.Close()
 	require.NoError(t, c.Submit(context.Background(), walEvents("u", 8), nil))
 	assert.ErrorIs(t, c.Submit(context.Background(), walEvents("v", 8), nil), ErrQueueFull)

@@ -30,6 +30,7 @@ func runServe(ctx context.Context, args []string) error {
 	retention := fs.Int("retention-days", 0, "delete events older than this many days (0: keep forever)")
 	commitEvery := fs.Duration("commit-interval", 0, "least time between two durable commits (group commit; 0: none, each commit starts when the previous one is done)")
 	flushEvery := fs.Duration("flush-interval", time.Second, "longest time acknowledged events wait in the write-ahead log before they are cut into a segment (visible to queries)")
+	flushIdle := fs.Duration("flush-idle", 100*time.Millisecond, "cut a segment once no event has arrived for this long, so a burst is visible soon after its last event (0: off)")
 	flushEvents := fs.Int("flush-events", 100_000, "cut a segment as soon as the write-ahead log holds this many events")
 	queueEvents := fs.Int("max-queue-events", 200_000, "most events waiting for a commit; beyond it requests get 429")
 	maxBody := fs.Int64("max-body-bytes", 8<<20, "largest events API request body")
@@ -66,7 +67,7 @@ func runServe(ctx context.Context, args []string) error {
 		Hasher:      hasher,
 		Logger:      log,
 		Commit: ingest.CommitOptions{Interval: *commitEvery, MaxQueueEvents: *queueEvents,
-			FlushInterval: *flushEvery, FlushEvents: *flushEvents},
+			FlushInterval: *flushEvery, FlushIdle: *flushIdle, FlushEvents: *flushEvents},
 		MaxWebhookBytes: *maxWebhook,
 		MaxEventsBytes:  *maxBody,
 		MaxRows:         *maxRows,
@@ -77,8 +78,11 @@ func runServe(ctx context.Context, args []string) error {
 	if *compactEvery == 0 {
 		cfg.CompactEvery = -1
 	}
-	if *commitEvery < 0 || *flushEvery <= 0 || *flushEvents <= 0 {
-		return errors.New("--commit-interval must be 0 or more, --flush-interval and --flush-events more than 0")
+	if *commitEvery < 0 || *flushIdle < 0 || *flushEvery <= 0 || *flushEvents <= 0 {
+		return errors.New("--commit-interval and --flush-idle must be 0 or more, --flush-interval and --flush-events more than 0")
+	}
+	if *flushIdle == 0 {
+		cfg.Commit.FlushIdle = -1 // off
 	}
 	if (cfg.AppSecret == "") != (cfg.VerifyToken == "") {
 		return fmt.Errorf("set both %s and %s for WhatsApp webhooks, or neither", envAppSecret, envVerifyToken)
