@@ -101,6 +101,7 @@ func TestErrorsExitNonZero(t *testing.T) {
 		{[]string{"query", `{"queryType":"table","metrics":["opens"]}`}, 1, `unknown metric "opens"`},
 		{[]string{"query", "--from", "yesterday", `{"metrics":["sent"]}`}, 1, "--from:"},
 		{[]string{"query"}, 1, "give exactly one query"},
+		{[]string{"serve", "--store", t.TempDir(), "--flush-idle", "-1s"}, 1, "--flush-idle must be 0 or more"},
 	} {
 		code, _, errs := cli(t, tc.args...)
 		assert.Equal(t, tc.code, code, tc.args)

@@ -49,6 +49,9 @@ func runServe(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	if *commitEvery < 0 || *flushIdle < 0 || *flushEvery <= 0 || *flushEvents <= 0 {
+		return errors.New("--commit-interval and --flush-idle must be 0 or more, --flush-interval and --flush-events more than 0")
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
@@ -77,9 +80,6 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	if *compactEvery == 0 {
 		cfg.CompactEvery = -1
-	}
-	if *commitEvery < 0 || *flushIdle < 0 || *flushEvery <= 0 || *flushEvents <= 0 {
-		return errors.New("--commit-interval and --flush-idle must be 0 or more, --flush-interval and --flush-events more than 0")
 	}
 	if *flushIdle == 0 {
 		cfg.Commit.FlushIdle = -1 // off
