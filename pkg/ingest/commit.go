@@ -490,7 +490,7 @@ func (c *Committer) appendWAL(batch []*commitReq, now time.Time) error {
 		c.rotate(true)
 		return fmt.Errorf("wal: %w", err)
 	}
-	c.curLast = now
+	c.curLast = time.Now() // idle counts from the end of the write: a slow fsync is not idleness
 	if len(c.curEvs) == 0 {
 		c.curFirst = now
 		if c.curEvs == nil && c.chunkHint > 0 {

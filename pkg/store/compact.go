@@ -12,10 +12,11 @@ import (
 
 // CompactOptions tunes Compact.
 type CompactOptions struct {
-	// SmallBytes: segments smaller than this are merged (default 4 MiB, about one row
-	// group of events). A bigger segment reads as fast as a merged one, so the segments of
-	// the demo generator and of imports (250 000–500 000 events, 8–16 MiB) stay as written:
-	// rewriting a large imported store took one CPU for tens of minutes, beside queries.
+	// SmallBytes: segments smaller than this are merged (default 6 MiB). It is above what a
+	// receiver cuts at most (--flush-events, 100 000–150 000 events, ~3–5 MB) and below
+	// what the demo generator and imports write (250 000–500 000 events, ~8–16 MB), which
+	// read as fast as merged segments and stay as written: rewriting a large imported
+	// store took one CPU for tens of minutes, beside queries.
 	SmallBytes int64
 	// MinSegments: merge only when at least this many small segments are in a row (default 8).
 	MinSegments int
@@ -30,7 +31,7 @@ type CompactOptions struct {
 
 func (o *CompactOptions) defaults() {
 	if o.SmallBytes <= 0 {
-		o.SmallBytes = 4 << 20
+		o.SmallBytes = 6 << 20
 	}
 	if o.MinSegments <= 1 {
 		o.MinSegments = 8
