@@ -81,13 +81,7 @@ func TestWALRoundTrip(t *testing.T) {
 // the owner is gone its events are published and the file deleted; replaying again
 // changes nothing.
 func TestReplaySkipsLiveWALs(t *testing.T) {
-	if !walSupported {
-		t.Skip("no WAL on this OS")
-	}
-	dir := t.TempDir()
-	w, err := store.OpenWriter(dir)
-	require.NoError(t, err)
-	defer w.Close()
+	dir, w := walStore(t)
 	ctx := context.Background()
 
 	live, err := createWAL(dir)
@@ -159,13 +153,7 @@ func TestConcurrentReplaysPublishOnce(t *testing.T) {
 // TestCommitterCutsSegmentsFromWAL: acknowledged events are in the WAL at once and in a
 // segment within the flush interval; the WAL file is deleted once they are.
 func TestCommitterCutsSegmentsFromWAL(t *testing.T) {
-	if !walSupported {
-		t.Skip("no WAL on this OS")
-	}
-	dir := t.TempDir()
-	w, err := store.OpenWriter(dir)
-	require.NoError(t, err)
-	defer w.Close()
+	dir, w := walStore(t)
 	c := NewCommitter(w, CommitOptions{FlushInterval: 300 * time.Millisecond, FlushIdle: -1}, quietLog, NewMetrics())
 	defer c.Close()
 	require.NoError(t, c.Submit(context.Background(), walEvents("x", 10), nil))
@@ -200,13 +188,7 @@ func TestCommitterCutsSegmentsFromWAL(t *testing.T) {
 // long before FlushInterval, and not while events keep arriving (each commit moves the
 // idle deadline).
 func TestCommitterCutsIdleLog(t *testing.T) {
-	if !walSupported {
-		t.Skip("no WAL on this OS")
-	}
-	dir := t.TempDir()
-	w, err := store.OpenWriter(dir)
-	require.NoError(t, err)
-	defer w.Close()
+	dir, w := walStore(t)
 	const idle = 400 * time.Millisecond
 	c := NewCommitter(w, CommitOptions{FlushInterval: time.Hour, FlushIdle: idle}, quietLog, NewMetrics())
 	defer c.Close()
@@ -231,13 +213,7 @@ func TestCommitterCutsIdleLog(t *testing.T) {
 // TestUnflushedBoundAnswersQueueFull: when segments are not cut (here: the bound is
 // tiny), Submit fails with ErrQueueFull instead of holding ever more events in memory.
 func TestUnflushedBoundAnswersQueueFull(t *testing.T) {
-	if !walSupported {
-		t.Skip("no WAL on this OS")
-	}
-	dir := t.TempDir()
-	w, err := store.OpenWriter(dir)
-	require.NoError(t, err)
-	defer w.Close()
+	_, w := walStore(t)
 	c := NewCommitter(w, CommitOptions{FlushInterval: time.Hour, FlushIdle: -1, MaxUnflushedEvents: 10}, quietLog, NewMetrics())
 	defer c.Close()
 	require.NoError(t, c.Submit(context.Background(), walEvents("u", 8), nil))
@@ -280,4 +256,18 @@ func TestSpillDirsOfDeadReceiversRemoved(t *testing.T) {
 	assert.DirExists(t, live)
 	assert.DirExists(t, mine)
 	assert.NoDirExists(t, dead)
+}
+
+// walStore skips the test where the WAL is unsupported, else gives a new store directory
+// and a writer on it (closed at the end of the test).
+func walStore(t *testing.T) (string, *store.Writer) {
+	t.Helper()
+	if !walSupported {
+		t.Skip("no WAL on this OS")
+	}
+	dir := t.TempDir()
+	w, err := store.OpenWriter(dir)
+	require.NoError(t, err)
+	t.Cleanup(func() { w.Close() })
+	return dir, w
 }
