@@ -44,8 +44,9 @@ type CommitOptions struct {
 	FlushInterval time.Duration
 	// FlushIdle cuts a segment once no event has been written for this long (default
 	// 100 ms; negative: off), so a burst is visible soon after its last event, while
-	// steady traffic still makes one segment per FlushInterval (a cut costs a DuckDB
-	// COPY: cutting every 250 ms cost a quarter of the webhook throughput on 2 CPUs).
+	// traffic with gaps under FlushIdle still makes one segment per FlushInterval (a cut
+	// costs a DuckDB COPY: cutting every 250 ms cost a quarter of the webhook throughput
+	// on 2 CPUs). Sparser traffic makes a small segment per burst; compaction merges them.
 	FlushIdle time.Duration
 	// FlushEvents cuts a segment as soon as the WAL holds this many events (default 100000).
 	FlushEvents int
