@@ -455,7 +455,7 @@ func (e *Engine) maybeRebuild(ctx context.Context) error {
 	for attempt := 0; attempt < 3; attempt++ {
 		err = e.rebuildOnce(ctx, old)
 		// A segment listed but retired by compaction before DuckDB opened it: list again.
-		if err == nil || !isFileGone(err) {
+		if err == nil || !store.IsSegmentGone(err) {
 			break
 		}
 	}
@@ -472,11 +472,6 @@ func (e *Engine) maybeRebuild(ctx context.Context) error {
 // ErrStore marks a store that cannot be read (a broken or unreadable file): the data's
 // problem, not the query's nor the plugin's.
 var ErrStore = errors.New("the store cannot be read")
-
-func isFileGone(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "No files found") || strings.Contains(s, "No such file") || strings.Contains(s, "does not exist")
-}
 
 func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 	var (

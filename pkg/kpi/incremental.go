@@ -177,7 +177,7 @@ func (e *Engine) tryIncrement(ctx context.Context, old *generation, files []stor
 		if ctx.Err() != nil {
 			return true, err
 		}
-		if isFileGone(err) {
+		if store.IsSegmentGone(err) {
 			// Retired by compaction since the listing: the caller lists again (a full
 			// build here would cost minutes to hours on a large store).
 			return false, err

@@ -88,6 +88,17 @@ func ListSegments(dir string) ([]Segment, error) {
 	return segs, nil
 }
 
+// IsSegmentGone reports whether a DuckDB read failed because a segment it was given was
+// retired (merged by compaction or dropped by retention) after ListSegments returned it.
+// Readers list again and retry; DuckDB words this differently for a glob and for a path.
+func IsSegmentGone(err error) bool {
+	if err == nil {
+		return false
+	}
+	s := err.Error()
+	return strings.Contains(s, "No files found") || strings.Contains(s, "No such file") || strings.Contains(s, "does not exist")
+}
+
 // newSegmentName gives a name that sorts by creation time and is unique across processes.
 func newSegmentName(now time.Time) string {
 	var r [6]byte

@@ -179,3 +179,35 @@ func TestVersionChangesWithSegments(t *testing.T) {
 	segs, _ = store.ListSegments(dir)
 	assert.NotEqual(t, v0, store.Version(segs, "store"))
 }
+
+// TestIsSegmentGone: the errors DuckDB gives for a retired segment (a listed path that is
+// gone, a glob that matches nothing) count as gone; other read errors do not, so a reader
+// does not retry a broken file forever.
+func TestIsSegmentGone(t *testing.T) {
+	dir := t.TempDir()
+	w, err := store.OpenWriter(dir)
+	require.NoError(t, err)
+	_, err = w.Append(context.Background(), []events.Event{ev("a", 1)}, store.AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	segs, err := store.ListSegments(dir)
+	require.NoError(t, err)
+	require.Len(t, segs, 1)
+	broken := filepath.Join(dir, "broken.parquet")
+	require.NoError(t, os.WriteFile(broken, []byte("not parquet"), 0o644))
+
+	db, err := store.OpenDuckDB("")
+	require.NoError(t, err)
+	defer db.Close()
+	read := func(path string) error {
+		var n int
+		return db.QueryRow("SELECT count(*) FROM read_parquet(['" + path + "'])").Scan(&n)
+	}
+	require.NoError(t, read(segs[0].Path))
+	require.NoError(t, os.Remove(segs[0].Path))
+
+	assert.True(t, store.IsSegmentGone(read(segs[0].Path)), "a listed path that is gone")
+	assert.True(t, store.IsSegmentGone(read(filepath.Join(dir, "segments", "*.parquet"))), "a glob that matches nothing")
+	assert.False(t, store.IsSegmentGone(read(broken)), "a broken file is not a retired one")
+	assert.False(t, store.IsSegmentGone(nil))
+}
