@@ -524,18 +524,16 @@ func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 		_ = e.closeDB(bdb, g.path, true)
 		return err
 	}
-	g.db = bdb
-	if e.opts.BuildMemoryLimitMB != e.opts.MemoryLimitMB {
-		// Serve from a fresh instance with the smaller limit: closing the build's gives its
-		// memory back (its buffers, hash tables and sort runs).
-		if err := e.closeDB(bdb, g.path, false); err != nil {
-			_ = os.Remove(g.path)
-			return err
-		}
-		if g.db, err = e.openDB(g.path, e.opts.MemoryLimitMB, "spill-"+g.schema); err != nil {
-			_ = os.Remove(g.path)
-			return err
-		}
+	// Serve from a fresh instance with the serving limit, even when the limits are equal:
+	// closing the build's gives its memory back (its buffers, hash tables and sort runs,
+	// and what the allocator kept of them: RSS 360 → 110 MB after a 10M build at 256 MB).
+	if err := e.closeDB(bdb, g.path, false); err != nil {
+		_ = os.Remove(g.path)
+		return err
+	}
+	if g.db, err = e.openDB(g.path, e.opts.MemoryLimitMB, "spill-"+g.schema); err != nil {
+		_ = os.Remove(g.path)
+		return err
 	}
 	g.stmts = newStmtCache(g.db)
 	e.cur.Store(g)
