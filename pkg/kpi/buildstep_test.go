@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/kpi"
@@ -89,4 +90,29 @@ func TestSlicedSortMatchesOneSort(t *testing.T) {
 	}
 	from, to := end.AddDate(0, 0, -11), end.Add(time.Hour)
 	requireSameAnswers(t, "", queries, from, to, one, sliced)
+}
+
+// A full build that outgrows buildMemoryLimitMB says so, and which setting to raise,
+// instead of calling the store unreadable and quoting DuckDB's advice on SQL settings.
+func TestBuildOutOfMemoryNamesTheSetting(t *testing.T) {
+	rng, end := seededRand(t), time.Date(2026, 3, 30, 13, 17, 0, 0, time.UTC)
+	dir := t.TempDir()
+	w, err := store.OpenWriter(dir)
+	require.NoError(t, err)
+	_, err = w.Append(context.Background(), demoEvents(t, rng, 100_000, 10, end), store.AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	src, err := store.OpenSource(dir)
+	require.NoError(t, err)
+
+	e, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 4, BuildMemoryLimitMB: 4})
+	require.NoError(t, err)
+	defer e.Close()
+	err = e.Refresh(context.Background())
+	require.Error(t, err)
+	assert.ErrorIs(t, err, kpi.ErrBuildMemory)
+	assert.NotErrorIs(t, err, kpi.ErrStore)
+	assert.Contains(t, err.Error(), "within buildMemoryLimitMB (4 MB): raise it in the data source's settings")
+	assert.Contains(t, err.Error(), "(DuckDB: Out of Memory Error: ")
+	assert.NotContains(t, err.Error(), "SET memory_limit", "DuckDB's advice names settings a user cannot set")
 }

@@ -463,7 +463,7 @@ func (e *Engine) maybeRebuild(ctx context.Context) error {
 	case err == nil:
 		e.staleErr.Store(nil)
 	case ctx.Err() == nil:
-		err = fmt.Errorf("%w: %w", ErrStore, err)
+		err = e.buildError(err)
 		e.staleErr.Store(&err)
 	}
 	return err
@@ -472,6 +472,22 @@ func (e *Engine) maybeRebuild(ctx context.Context) error {
 // ErrStore marks a store that cannot be read (a broken or unreadable file): the data's
 // problem, not the query's nor the plugin's.
 var ErrStore = errors.New("the store cannot be read")
+
+// ErrBuildMemory marks a full build that ran out of buildMemoryLimitMB: a setting to
+// raise, not a broken store. (Increments that run out of memory fall back to a full build.)
+var ErrBuildMemory = errors.New("building the facts ran out of memory")
+
+// buildError says why a look at the store could not give a new snapshot, in the terms of
+// the settings a user can change; DuckDB's own advice names SQL settings they cannot.
+func (e *Engine) buildError(err error) error {
+	var de *duckdb.Error
+	if errors.As(err, &de) && de.Type == duckdb.ErrorTypeOutOfMemory {
+		msg, _, _ := strings.Cut(de.Msg, "\n")
+		return fmt.Errorf("%w within buildMemoryLimitMB (%d MB): raise it in the data source's settings; the default, %d MB, builds 100M events (DuckDB: %s)",
+			ErrBuildMemory, e.opts.BuildMemoryLimitMB, DefaultBuildMemoryLimitMB, strings.TrimSpace(msg))
+	}
+	return fmt.Errorf("%w: %w", ErrStore, err)
+}
 
 func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 	var (
