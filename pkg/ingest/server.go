@@ -67,8 +67,9 @@ type Config struct {
 	// CompactEvery is the period of background compaction (default 1 min; negative: off).
 	CompactEvery time.Duration
 	Compact      store.CompactOptions
-	// RetentionDays deletes events older than this many days (0: keep forever), checked
-	// every RetentionEvery (default 1 h) and at start.
+	// RetentionDays deletes the events of the UTC days before the last RetentionDays (0:
+	// keep forever): an event is kept at least that many days and less than one day more.
+	// Checked every RetentionEvery (default 1 h) and at start; the rows go once a day.
 	RetentionDays  int
 	RetentionEvery time.Duration
 

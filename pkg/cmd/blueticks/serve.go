@@ -27,7 +27,7 @@ func runServe(ctx context.Context, args []string) error {
 	fs := newFlags("serve")
 	dir := fs.String("store", "", "store directory (created if missing)")
 	listen := fs.String("listen", "127.0.0.1:8787", "address to listen on (host:port)")
-	retention := fs.Int("retention-days", 0, "delete events older than this many days (0: keep forever)")
+	retention := fs.Int("retention-days", 0, "delete events older than this many days, by whole UTC days (0: keep forever)")
 	commitEvery := fs.Duration("commit-interval", 0, "least time between two durable commits (group commit; 0: none, each commit starts when the previous one is done)")
 	flushEvery := fs.Duration("flush-interval", time.Second, "longest time acknowledged events wait in the write-ahead log before they are cut into a segment (visible to queries)")
 	flushIdle := fs.Duration("flush-idle", 100*time.Millisecond, "cut a segment once no event has arrived for this long, so a burst is visible soon after its last event (0: off)")
