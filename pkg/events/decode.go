@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,81 +33,125 @@ var columnIndex = func() map[string]bool {
 }()
 
 // FromFields builds an event from column → text. Empty text is a missing value. Unknown
-// columns are an error (a misspelt column would otherwise be lost silently).
+// columns are an error (a misspelt column would otherwise be lost silently). Columns are
+// read in the event model's order, so a row with several bad values always names the same
+// one first.
 func FromFields(fields map[string]string) (Event, error) {
 	var e Event
-	for k, v := range fields {
-		if !columnIndex[k] {
-			return e, fmt.Errorf("unknown column %q (the event model's columns are listed in docs/EVENTS.md)", k)
-		}
-		v = strings.TrimSpace(v)
-		if v == "" {
+	known := 0
+	for _, c := range Columns {
+		v, ok := fields[c.Name]
+		if !ok {
 			continue
 		}
-		switch k {
-		case "event_id":
-			e.EventID = v
-		case "ts":
-			t, err := ParseTime(v)
-			if err != nil {
-				return e, fmt.Errorf("ts: %w", err)
+		known++
+		if err := e.setField(c.Name, v); err != nil {
+			return e, err
+		}
+	}
+	if known < len(fields) {
+		var unknown []string
+		for k := range fields {
+			if !columnIndex[k] {
+				unknown = append(unknown, k)
 			}
-			e.TS = t
-		case "type":
-			e.Type = v
-		case "message_id":
-			e.MessageID = v
-		case "reply_to":
-			e.ReplyTo = v
-		case "conversation_id":
-			e.ConversationID = v
-		case "contact_id":
-			e.ContactID = v
-		case "business_number":
-			e.BusinessNumber = v
-		case "sender":
-			e.Sender = v
-		case "agent_id":
-			e.AgentID = v
-		case "campaign":
-			e.Campaign = v
-		case "template":
-			e.Template = v
-		case "category":
-			e.Category = v
-		case "variant":
-			e.Variant = v
-		case "segment":
-			e.Segment = v
-		case "country":
-			e.Country = v
-		case "message_type":
-			e.MessageType = v
-		case "error_code":
-			n, err := strconv.ParseFloat(v, 64)
-			if err != nil || n != math.Trunc(n) || n < math.MinInt32 || n > math.MaxInt32 {
-				return e, fmt.Errorf("error_code %q is not a whole number", v)
+		}
+		slices.Sort(unknown)
+		return e, fmt.Errorf("unknown column %q (the event model's columns are listed in docs/EVENTS.md)", unknown[0])
+	}
+	e.Normalize()
+	return e, e.Validate()
+}
+
+// FromRecord builds an event from a CSV record and its header's columns (known columns,
+// each once: ReadCSVRecords checks the header), like FromFields without a map per row.
+func FromRecord(cols, rec []string) (Event, error) {
+	var e Event
+	for i, c := range cols {
+		if e.setField(c, rec[i]) != nil {
+			// Name the column FromFields names (the first bad one in the model's order,
+			// not the file's), so a row is refused alike whichever path reads it.
+			fields := make(map[string]string, len(cols))
+			for j, c := range cols {
+				fields[c] = rec[j]
 			}
-			c := int32(n)
-			e.ErrorCode = &c
-		case "value":
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-				return e, fmt.Errorf("value %q is not a number", v)
-			}
-			e.Value = &f
-		case "currency":
-			e.Currency = v
-		case "step":
-			e.Step = v
-		case "quality":
-			e.Quality = v
-		case "pricing_type":
-			e.PricingType = v
+			return FromFields(fields)
 		}
 	}
 	e.Normalize()
 	return e, e.Validate()
+}
+
+// setField sets column k from its text v (trimmed; empty is a missing value).
+func (e *Event) setField(k, v string) error {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return nil
+	}
+	switch k {
+	case "event_id":
+		e.EventID = v
+	case "ts":
+		t, err := ParseTime(v)
+		if err != nil {
+			return fmt.Errorf("ts: %w", err)
+		}
+		e.TS = t
+	case "type":
+		e.Type = v
+	case "message_id":
+		e.MessageID = v
+	case "reply_to":
+		e.ReplyTo = v
+	case "conversation_id":
+		e.ConversationID = v
+	case "contact_id":
+		e.ContactID = v
+	case "business_number":
+		e.BusinessNumber = v
+	case "sender":
+		e.Sender = v
+	case "agent_id":
+		e.AgentID = v
+	case "campaign":
+		e.Campaign = v
+	case "template":
+		e.Template = v
+	case "category":
+		e.Category = v
+	case "variant":
+		e.Variant = v
+	case "segment":
+		e.Segment = v
+	case "country":
+		e.Country = v
+	case "message_type":
+		e.MessageType = v
+	case "error_code":
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil || n != math.Trunc(n) || n < math.MinInt32 || n > math.MaxInt32 {
+			return fmt.Errorf("error_code %q is not a whole number", v)
+		}
+		c := int32(n)
+		e.ErrorCode = &c
+	case "value":
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return fmt.Errorf("value %q is not a number", v)
+		}
+		e.Value = &f
+	case "currency":
+		e.Currency = v
+	case "step":
+		e.Step = v
+	case "quality":
+		e.Quality = v
+	case "pricing_type":
+		e.PricingType = v
+	default:
+		return fmt.Errorf("unknown column %q (the event model's columns are listed in docs/EVENTS.md)", k)
+	}
+	return nil
 }
 
 var timeLayouts = []string{
@@ -216,6 +261,18 @@ func DecodeCSV(r io.Reader, file string, emit func(Event) error, reject func(Rej
 // hands each well-formed record to each as column → text. Malformed records go to reject
 // with their line; an error from each stops reading.
 func ReadCSV(r io.Reader, file string, extra func(column string) bool, each func(line int, fields map[string]string) error, reject func(Rejected)) error {
+	return ReadCSVRecords(r, file, extra, func(line int, cols, rec []string) error {
+		fields := make(map[string]string, len(cols))
+		for i, c := range cols {
+			fields[c] = rec[i]
+		}
+		return each(line, fields)
+	}, reject)
+}
+
+// ReadCSVRecords is ReadCSV handing each record as it stands with the header's columns
+// (trimmed, each once): no map per row. rec is the caller's to keep; cols is shared.
+func ReadCSVRecords(r io.Reader, file string, extra func(column string) bool, each func(line int, cols, rec []string) error, reject func(Rejected)) error {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
@@ -227,11 +284,16 @@ func ReadCSV(r io.Reader, file string, extra func(column string) bool, each func
 		return fmt.Errorf("%s:1: cannot read the header: %w", file, err)
 	}
 	cols := make([]string, len(header))
+	seen := make(map[string]bool, len(header))
 	for i, h := range header {
 		h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
 		if !columnIndex[h] && (extra == nil || !extra(h)) {
 			return fmt.Errorf("%s:1: unknown column %q in the header (the event model's columns are listed in docs/EVENTS.md)", file, h)
 		}
+		if seen[h] {
+			return fmt.Errorf("%s:1: column %q appears twice in the header", file, h)
+		}
+		seen[h] = true
 		cols[i] = h
 	}
 	for {
@@ -252,11 +314,7 @@ func ReadCSV(r io.Reader, file string, extra func(column string) bool, each func
 			reject(Rejected{file, line, fmt.Sprintf("%d fields, but the header has %d", len(rec), len(cols))})
 			continue
 		}
-		fields := make(map[string]string, len(cols))
-		for i, c := range cols {
-			fields[c] = rec[i]
-		}
-		if err := each(line, fields); err != nil {
+		if err := each(line, cols, slices.Clone(rec)); err != nil {
 			return err
 		}
 	}
