@@ -82,6 +82,69 @@ func FromRecord(cols, rec []string) (Event, error) {
 	return e, e.Validate()
 }
 
+// Builder builds an event pair by pair, for decoders that read a row's columns one at a
+// time (the importer's NDJSON fast path), without a map per row. Set refuses what the map
+// path words better (an unknown or repeated column, a bad value); the caller then builds
+// the row with FromFields, which names the problem as every other path does.
+type Builder struct {
+	e    Event
+	seen uint32 // bit i: Columns[i] was named
+}
+
+// Reset starts a new row.
+func (b *Builder) Reset() { *b = Builder{} }
+
+// Set sets column k from its text v; null names the column without a value (JSON null).
+func (b *Builder) Set(k, v string, null bool) bool {
+	i, ok := columnPos[k]
+	if !ok || b.seen&(1<<i) != 0 {
+		return false
+	}
+	b.seen |= 1 << i
+	return null || b.e.setField(k, v) == nil
+}
+
+// Event is the row's event, or why it is refused (as FromFields words it).
+func (b *Builder) Event() (Event, error) {
+	b.e.Normalize()
+	return b.e, b.e.Validate()
+}
+
+// modelOrder gives m's keys in the event model's column order, unknown keys last by name.
+func modelOrder[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		pa, oka := columnPos[a]
+		pb, okb := columnPos[b]
+		switch {
+		case oka && okb:
+			return pa - pb
+		case oka != okb:
+			if oka {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	return keys
+}
+
+// columnPos is each column's position in Columns.
+var columnPos = func() map[string]int {
+	if len(Columns) > 32 {
+		panic("events: Builder.seen holds 32 columns")
+	}
+	m := make(map[string]int, len(Columns))
+	for i, c := range Columns {
+		m[c.Name] = i
+	}
+	return m
+}()
+
 // setField sets column k from its text v (trimmed; empty is a missing value).
 func (e *Event) setField(k, v string) error {
 	v = strings.TrimSpace(v)
@@ -225,7 +288,8 @@ func decodeJSONObject(b []byte) (Event, error) {
 		return Event{}, fmt.Errorf("not a JSON object: %v", err)
 	}
 	fields := make(map[string]string, len(raw))
-	for k, v := range raw {
+	for _, k := range modelOrder(raw) { // the first bad key named, as FromFields does
+		v := raw[k]
 		s := strings.TrimSpace(string(v))
 		switch {
 		case s == "null":

@@ -109,3 +109,28 @@ func TestReadCSVRefusesARepeatedColumn(t *testing.T) {
 	}, func(Rejected) {}))
 	assert.Equal(t, [][]string{{"e1", "2026-03-01T10:00:00Z", "sent"}, {"e2", "2026-03-01T10:00:01Z", "sent"}}, got, "each record is the caller's to keep")
 }
+
+// Builder takes known columns once each with good values, and refuses the rest for the
+// map path to word; what it builds equals FromFields.
+func TestBuilder(t *testing.T) {
+	var b Builder
+	row := [][2]string{{"type", "received"}, {"ts", "2026-03-01T10:00:00Z"}, {"event_id", "e1"}, {"contact_id", " c1 "}, {"value", "3"}}
+	fields := map[string]string{}
+	for _, kv := range row {
+		require.True(t, b.Set(kv[0], kv[1], false), kv[0])
+		fields[kv[0]] = kv[1]
+	}
+	require.True(t, b.Set("campaign", "", true), "a null names the column")
+	got, err := b.Event()
+	require.NoError(t, err)
+	want, err := FromFields(fields)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+
+	assert.False(t, b.Set("campaign", "x", false), "named twice (after a null)")
+	assert.False(t, b.Set("event_id", "e2", false), "named twice")
+	b.Reset()
+	assert.False(t, b.Set("phone", "+390000", false), "not a column")
+	assert.False(t, b.Set("value", "ten", false), "a bad value")
+	assert.True(t, b.Set("ts", "2026-03-01", false), "after Reset")
+}

@@ -13,77 +13,103 @@ func ScanFlatJSON(b []byte, m map[string]string) bool { return scanFlatObject(b,
 // invalid JSON), and the caller uses the general decoder, which also words the errors.
 // It allocates only the strings it keeps.
 func scanFlatObject(b []byte, m map[string]string) bool {
+	valid, _ := scanFlat(b, func(key, val string, null bool) bool {
+		if null {
+			delete(m, key)
+		} else {
+			m[key] = val
+		}
+		return true
+	})
+	return valid
+}
+
+// scanFlat is scanFlatObject handing each key and value to put (null: the JSON null),
+// in the object's order. taken is false when put refused a pair, which stops the scan (the
+// caller then reads the row another way, and valid says nothing); otherwise valid is
+// scanFlatObject's result.
+func scanFlat(b []byte, put func(key, val string, null bool) bool) (valid, taken bool) {
 	i := skipWS(b, 0)
 	if i >= len(b) || b[i] != '{' {
-		return false
+		return false, true
 	}
 	i = skipWS(b, i+1)
 	if i < len(b) && b[i] == '}' {
-		return skipWS(b, i+1) == len(b)
+		return skipWS(b, i+1) == len(b), true
 	}
 	for {
 		if i >= len(b) || b[i] != '"' {
-			return false
+			return false, true
 		}
 		key, j, ok := scanString(b, i)
 		if !ok {
-			return false
+			return false, true
 		}
 		i = skipWS(b, j)
 		if i >= len(b) || b[i] != ':' {
-			return false
+			return false, true
 		}
 		i = skipWS(b, i+1)
 		if i >= len(b) {
-			return false
+			return false, true
 		}
 		switch c := b[i]; {
 		case c == '"':
 			v, j, ok := scanString(b, i)
 			if !ok {
-				return false
+				return false, true
 			}
-			m[key] = v
+			if !put(key, v, false) {
+				return true, false
+			}
 			i = j
 		case c == 'n':
 			if !literal(b, i, "null") {
-				return false
+				return false, true
 			}
-			delete(m, key)
+			if !put(key, "", true) {
+				return true, false
+			}
 			i += 4
 		case c == 't':
 			if !literal(b, i, "true") {
-				return false
+				return false, true
 			}
-			m[key] = "true"
+			if !put(key, "true", false) {
+				return true, false
+			}
 			i += 4
 		case c == 'f':
 			if !literal(b, i, "false") {
-				return false
+				return false, true
 			}
-			m[key] = "false"
+			if !put(key, "false", false) {
+				return true, false
+			}
 			i += 5
 		case c == '-' || (c >= '0' && c <= '9'):
 			j, ok := scanNumber(b, i)
 			if !ok {
-				return false
+				return false, true
 			}
-			m[key] = string(b[i:j])
+			if !put(key, string(b[i:j]), false) {
+				return true, false
+			}
 			i = j
 		default:
-			return false
+			return false, true
 		}
 		i = skipWS(b, i)
 		if i >= len(b) {
-			return false
+			return false, true
 		}
 		switch b[i] {
 		case ',':
 			i = skipWS(b, i+1)
 		case '}':
-			return skipWS(b, i+1) == len(b)
+			return skipWS(b, i+1) == len(b), true
 		default:
-			return false
+			return false, true
 		}
 	}
 }

@@ -390,6 +390,7 @@ type rowDecoder struct {
 	ph       *phones
 	csvPhone bool
 	m        map[string]string // reused for NDJSON lines and CSV rows with a phone column
+	b        events.Builder    // reused for NDJSON lines
 }
 
 func (d *rowDecoder) decode(rows []rawRow) decodedChunk {
@@ -435,6 +436,15 @@ func (d *rowDecoder) csvRow(cols, rec []string) (events.Event, error) {
 // every line) in one pass here, anything else by events.DecodeJSONObject (which also
 // words the errors). Both give the same event or the same rejection.
 func (d *rowDecoder) jsonRow(b []byte) (events.Event, error) {
+	// Most lines: known columns, each once, good values; straight into the event.
+	d.b.Reset()
+	if valid, taken := scanFlat(b, d.b.Set); taken {
+		if !valid {
+			return d.jsonRowGeneral(b)
+		}
+		return d.b.Event()
+	}
+	// A phone number, an unknown or repeated key, a bad value: as column → text.
 	clear(d.m)
 	if !scanFlatObject(b, d.m) {
 		return d.jsonRowGeneral(b)
