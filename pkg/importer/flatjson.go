@@ -1,9 +1,17 @@
 package importer
 
-import "unicode/utf8"
+import (
+	"unicode/utf8"
+
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/events"
+)
 
 // ScanFlatJSON is scanFlatObject for other ingest paths (the events API).
 func ScanFlatJSON(b []byte, m map[string]string) bool { return scanFlatObject(b, m) }
+
+// ScanFlatJSONInto is scanFlat into an event builder, for other ingest paths (the events
+// API): taken is false when the builder refused a pair (read the row as a map then).
+func ScanFlatJSONInto(b []byte, eb *events.Builder) (valid, taken bool) { return scanFlat(b, eb.Set) }
 
 // scanFlatObject reads one JSON object whose values are all strings without escapes,
 // numbers, true, false or null into m, exactly as events.DecodeJSONObject sees it: a

@@ -438,7 +438,7 @@ func (d *rowDecoder) csvRow(cols, rec []string) (events.Event, error) {
 func (d *rowDecoder) jsonRow(b []byte) (events.Event, error) {
 	// Most lines: known columns, each once, good values; straight into the event.
 	d.b.Reset()
-	if valid, taken := scanFlat(b, d.b.Set); taken {
+	if valid, taken := ScanFlatJSONInto(b, &d.b); taken {
 		if !valid {
 			return d.jsonRowGeneral(b)
 		}

@@ -34,13 +34,13 @@ func DecodeRows(body []byte, h *pseudo.Hasher, maxRows int) (evs []events.Event,
 		return nil, nil, errors.New("the body is empty: send NDJSON (one event per line) or a JSON array of events")
 	}
 	rows := 0
-	m := make(map[string]string, 32)
+	scratch := newRowScratch()
 	handle := func(row int, b []byte) error {
 		rows++
 		if maxRows > 0 && rows > maxRows {
 			return errTooManyRows
 		}
-		e, err := decodeRow(b, h, m)
+		e, err := decodeRow(b, h, scratch)
 		if err != nil {
 			rejected = append(rejected, RowError{Row: row, EventID: peekEventID(b), Reason: err.Error()})
 			return nil
@@ -91,13 +91,30 @@ func DecodeRows(body []byte, h *pseudo.Hasher, maxRows int) (evs []events.Event,
 // DecodeRow validates one JSON object as an event. A `phone` or `wa_id` column is hashed
 // into contact_id (a row may not carry both a phone number and a contact_id).
 func DecodeRow(b []byte, h *pseudo.Hasher) (events.Event, error) {
-	return decodeRow(b, h, make(map[string]string, 32))
+	return decodeRow(b, h, newRowScratch())
 }
 
-// decodeRow is DecodeRow with a map to reuse: flat objects (strings without escapes,
-// numbers, literals: nearly every row) are read in one pass, anything else by the general
-// path, which also words the errors. Both give the same event or the same rejection.
-func decodeRow(b []byte, h *pseudo.Hasher, m map[string]string) (events.Event, error) {
+// rowScratch is what decodeRow reuses from row to row.
+type rowScratch struct {
+	m map[string]string
+	b events.Builder
+}
+
+func newRowScratch() *rowScratch { return &rowScratch{m: make(map[string]string, 32)} }
+
+// decodeRow is DecodeRow with scratch space to reuse: flat objects (strings without
+// escapes, numbers, literals: nearly every row) are read in one pass, straight into the
+// event when their keys are columns, each once, with good values; anything else by the
+// general path, which also words the errors. All give the same event or the same rejection.
+func decodeRow(b []byte, h *pseudo.Hasher, sc *rowScratch) (events.Event, error) {
+	sc.b.Reset()
+	if valid, taken := importer.ScanFlatJSONInto(b, &sc.b); taken {
+		if !valid {
+			return decodeRowGeneral(b, h)
+		}
+		return sc.b.Event()
+	}
+	m := sc.m
 	clear(m)
 	if !importer.ScanFlatJSON(b, m) {
 		return decodeRowGeneral(b, h)

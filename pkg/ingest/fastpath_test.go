@@ -150,7 +150,7 @@ func TestEventsAPIFastPathMatchesGeneral(t *testing.T) {
 		return pick(`"a"`, `"c_1"`, `""`, `"é"`, `"q\"q"`, `"\u00e9"`, `null`, `7`, `false`, `{}`, `"`+"\x02"+`"`)
 	}
 	keys := []string{"contact_id", "event_id", "ts", "type", "message_id", "value", "currency", "phone", "wa_id", "conversation_id", "city"}
-	m := map[string]string{}
+	sc := newRowScratch()
 	fast, total := 0, 20000
 	for i := 0; i < total; i++ {
 		var parts []string
@@ -164,7 +164,7 @@ func TestEventsAPIFastPathMatchesGeneral(t *testing.T) {
 		if rng.Intn(30) == 0 {
 			line = line[:len(line)-1]
 		}
-		got, gotErr := decodeRow(line, h, m)
+		got, gotErr := decodeRow(line, h, sc)
 		want, wantErr := decodeRowGeneral(line, h)
 		if m2 := map[string]string{}; importerScan(line, m2) {
 			fast++
