@@ -67,6 +67,9 @@ func FromFields(fields map[string]string) (Event, error) {
 // each once: ReadCSVRecords checks the header), like FromFields without a map per row.
 func FromRecord(cols, rec []string) (Event, error) {
 	var e Event
+	if len(rec) != len(cols) {
+		return e, fmt.Errorf("%d fields, but the header has %d", len(rec), len(cols))
+	}
 	for i, c := range cols {
 		if e.setField(c, rec[i]) != nil {
 			// Name the column FromFields names (the first bad one in the model's order,
@@ -88,7 +91,7 @@ func FromRecord(cols, rec []string) (Event, error) {
 // the row with FromFields, which names the problem as every other path does.
 type Builder struct {
 	e    Event
-	seen uint32 // bit i: Columns[i] was named
+	seen uint64 // bit i: Columns[i] was named (TestBuilder checks that they fit)
 }
 
 // Reset starts a new row.
@@ -135,9 +138,6 @@ func modelOrder[V any](m map[string]V) []string {
 
 // columnPos is each column's position in Columns.
 var columnPos = func() map[string]int {
-	if len(Columns) > 32 {
-		panic("events: Builder.seen holds 32 columns")
-	}
 	m := make(map[string]int, len(Columns))
 	for i, c := range Columns {
 		m[c.Name] = i

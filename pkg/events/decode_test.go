@@ -36,7 +36,7 @@ func TestFromRecordMatchesFromFields(t *testing.T) {
 			names = append(names, c.Name)
 		}
 	}
-	agree, valid := 0, 0
+	valid := 0
 	require.Equal(t, []string{"event_id", "ts", "type"}, names[:3], "the required columns come first in Columns")
 	for i := 0; i < 3000; i++ {
 		// The required columns and a random subset of the others, in a random order.
@@ -58,13 +58,9 @@ func TestFromRecordMatchesFromFields(t *testing.T) {
 		require.Equal(t, fmt.Sprint(errMap), fmt.Sprint(errRec), "row %v", fields)
 		if errMap == nil {
 			require.Equal(t, fromMap, fromRec, "row %v", fields)
-		}
-		agree++
-		if errMap == nil {
 			valid++
 		}
 	}
-	assert.Equal(t, 3000, agree)
 	assert.Greater(t, valid, 150, "some rows are valid")
 	assert.Less(t, valid, 2500, "many rows are not")
 }
@@ -113,6 +109,7 @@ func TestReadCSVRefusesARepeatedColumn(t *testing.T) {
 // Builder takes known columns once each with good values, and refuses the rest for the
 // map path to word; what it builds equals FromFields.
 func TestBuilder(t *testing.T) {
+	require.LessOrEqual(t, len(Columns), 64, "Builder.seen has a bit per column")
 	var b Builder
 	row := [][2]string{{"type", "received"}, {"ts", "2026-03-01T10:00:00Z"}, {"event_id", "e1"}, {"contact_id", " c1 "}, {"value", "3"}}
 	fields := map[string]string{}
@@ -133,4 +130,7 @@ func TestBuilder(t *testing.T) {
 	assert.False(t, b.Set("phone", "+390000", false), "not a column")
 	assert.False(t, b.Set("value", "ten", false), "a bad value")
 	assert.True(t, b.Set("ts", "2026-03-01", false), "after Reset")
+
+	_, err = FromRecord([]string{"event_id", "ts"}, []string{"e1"})
+	assert.EqualError(t, err, "1 fields, but the header has 2")
 }

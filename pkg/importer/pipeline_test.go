@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/events"
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/pseudo"
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/store"
 )
@@ -84,11 +85,17 @@ func TestNDJSONFastPathMatchesGeneral(t *testing.T) {
 	for _, ph := range []*phones{{h: h}, {got: true, err: fmt.Errorf("a phone column (phone or wa_id) is stored only as a keyed hash: no key")}} {
 		d := &rowDecoder{file: "f", ph: ph, m: map[string]string{}}
 		rng := rand.New(rand.NewSource(42))
-		fast, errs := 0, 0
+		fast, built, errs := 0, 0, 0
 		for i := 0; i < 40000; i++ {
 			line := []byte(randomJSONLine(rng))
 			if scanFlatObject(line, map[string]string{}) {
 				fast++
+			}
+			var eb events.Builder
+			if valid, taken := ScanFlatJSONInto(line, &eb); valid && taken {
+				if _, err := eb.Event(); err == nil {
+					built++ // straight into the event, no map
+				}
 			}
 			got, gotErr := d.jsonRow(line)
 			want, wantErr := d.jsonRowGeneral(line)
@@ -101,8 +108,9 @@ func TestNDJSONFastPathMatchesGeneral(t *testing.T) {
 			require.NoError(t, gotErr, "line %s", line)
 			require.Equal(t, want, got, "line %s", line)
 		}
-		t.Logf("%d of 40000 lines on the fast path, %d rejected", fast, errs)
+		t.Logf("%d of 40000 lines on the fast path, %d of them valid events built without a map, %d rejected", fast, built, errs)
 		assert.Greater(t, fast, 10000)
+		assert.Greater(t, built, 200, "the builder's path is taken")
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/events"
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/importer"
 )
 
@@ -151,7 +152,7 @@ func TestEventsAPIFastPathMatchesGeneral(t *testing.T) {
 	}
 	keys := []string{"contact_id", "event_id", "ts", "type", "message_id", "value", "currency", "phone", "wa_id", "conversation_id", "city"}
 	sc := newRowScratch()
-	fast, total := 0, 20000
+	fast, built, total := 0, 0, 20000
 	for i := 0; i < total; i++ {
 		var parts []string
 		for k := rng.Intn(7); k >= 0; k-- {
@@ -169,6 +170,12 @@ func TestEventsAPIFastPathMatchesGeneral(t *testing.T) {
 		if m2 := map[string]string{}; importerScan(line, m2) {
 			fast++
 		}
+		var eb events.Builder
+		if valid, taken := importer.ScanFlatJSONInto(line, &eb); valid && taken {
+			if _, err := eb.Event(); err == nil {
+				built++ // straight into the event, no map
+			}
+		}
 		if wantErr != nil {
 			// Both name the first bad column in the event model's order.
 			require.EqualError(t, gotErr, wantErr.Error(), "%s", line)
@@ -177,6 +184,7 @@ func TestEventsAPIFastPathMatchesGeneral(t *testing.T) {
 		require.NoError(t, gotErr, "%s", line)
 		require.Equal(t, want, got, "%s", line)
 	}
-	t.Logf("%d of %d rows on the fast path", fast, total)
+	t.Logf("%d of %d rows on the fast path, %d valid events built without a map", fast, total, built)
 	assert.Greater(t, fast, total/10)
+	assert.Greater(t, built, 200, "the builder's path is taken")
 }

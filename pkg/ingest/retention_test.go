@@ -22,8 +22,12 @@ func TestRetentionAtStart(t *testing.T) {
 	w, err := store.OpenWriter(dir)
 	require.NoError(t, err)
 	now := time.Now().UTC()
-	// The first kept day starts at midnight UTC ten days ago (a test run across midnight
-	// could see the next day's boundary; it starts well after it).
+	if left := now.Truncate(24 * time.Hour).Add(24 * time.Hour).Sub(now); left < 10*time.Second {
+		// The receiver's cutoff must be this day's: not one a midnight moved since.
+		time.Sleep(left + 100*time.Millisecond)
+		now = time.Now().UTC()
+	}
+	// The first kept day starts at midnight UTC ten days ago.
 	y, m, d := now.AddDate(0, 0, -10).Date()
 	firstKept := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 	_, err = w.Append(context.Background(), []events.Event{

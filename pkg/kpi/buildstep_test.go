@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/duckdb/duckdb-go/v2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -112,7 +113,9 @@ func TestBuildOutOfMemoryNamesTheSetting(t *testing.T) {
 	require.Error(t, err)
 	assert.ErrorIs(t, err, kpi.ErrBuildMemory)
 	assert.NotErrorIs(t, err, kpi.ErrStore)
-	assert.Contains(t, err.Error(), "within buildMemoryLimitMB (4 MB): raise it in the data source's settings")
-	assert.Contains(t, err.Error(), "(DuckDB: Out of Memory Error: ")
+	assert.Contains(t, err.Error(), "within 4 MB: raise buildMemoryLimitMB above it in the data source's settings")
+	assert.Contains(t, err.Error(), "(Out of Memory Error: failed to allocate", "DuckDB's words, first line")
 	assert.NotContains(t, err.Error(), "SET memory_limit", "DuckDB's advice names settings a user cannot set")
+	var de *duckdb.Error
+	assert.ErrorAs(t, err, &de, "DuckDB's error stays reachable")
 }

@@ -245,12 +245,17 @@ func (e *Engine) closeDB(db *sql.DB, path string, remove bool) error {
 	err := db.Close()
 	_ = os.RemoveAll(filepath.Join(e.workDir, spill))
 	if remove {
-		for _, f := range []string{path, path + ".wal"} {
-			_ = os.Remove(f)
-		}
+		removeDBFiles(path)
 	}
 	releaseFreedMemory()
 	return err
+}
+
+// removeDBFiles deletes a DuckDB file and its write-ahead log.
+func removeDBFiles(path string) {
+	for _, f := range []string{path, path + ".wal"} {
+		_ = os.Remove(f)
+	}
 }
 
 // lockDown applies the resource limits and the sandbox (docs/SECURITY.md) to one DuckDB
@@ -463,7 +468,9 @@ func (e *Engine) maybeRebuild(ctx context.Context) error {
 	case err == nil:
 		e.staleErr.Store(nil)
 	case ctx.Err() == nil:
-		err = e.buildError(err)
+		if !errors.Is(err, ErrBuildMemory) {
+			err = fmt.Errorf("%w: %w", ErrStore, err)
+		}
 		e.staleErr.Store(&err)
 	}
 	return err
@@ -477,17 +484,29 @@ var ErrStore = errors.New("the store cannot be read")
 // raise, not a broken store. (Increments that run out of memory fall back to a full build.)
 var ErrBuildMemory = errors.New("building the facts ran out of memory")
 
-// buildError says why a look at the store could not give a new snapshot, in the terms of
-// the settings a user can change; DuckDB's own advice names SQL settings they cannot.
+// buildError says why a full build failed in the terms of the settings a user can change
+// when DuckDB ran out of memory (its own advice names SQL settings they cannot), and
+// keeps the error otherwise.
 func (e *Engine) buildError(err error) error {
 	var de *duckdb.Error
-	if errors.As(err, &de) && de.Type == duckdb.ErrorTypeOutOfMemory {
-		msg, _, _ := strings.Cut(de.Msg, "\n")
-		return fmt.Errorf("%w within buildMemoryLimitMB (%d MB): raise it in the data source's settings; the default, %d MB, builds 100M events (DuckDB: %s)",
-			ErrBuildMemory, e.opts.BuildMemoryLimitMB, DefaultBuildMemoryLimitMB, strings.TrimSpace(msg))
+	if !errors.As(err, &de) || de.Type != duckdb.ErrorTypeOutOfMemory {
+		return err
 	}
-	return fmt.Errorf("%w: %w", ErrStore, err)
+	// The build's limit is buildMemoryLimitMB, or memoryLimitMB when that is larger.
+	return fmt.Errorf("%w within %d MB: raise buildMemoryLimitMB above it in the data source's settings; the default, %d MB, builds 100M events (%w)",
+		ErrBuildMemory, e.opts.BuildMemoryLimitMB, DefaultBuildMemoryLimitMB, firstLine{err})
 }
+
+// firstLine is an error shown by its first line (DuckDB appends advice on SQL settings
+// after a blank line), still unwrapping to the error.
+type firstLine struct{ err error }
+
+func (f firstLine) Error() string {
+	s, _, _ := strings.Cut(f.err.Error(), "\n")
+	return strings.TrimSpace(s)
+}
+
+func (f firstLine) Unwrap() error { return f.err }
 
 func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 	var (
@@ -538,17 +557,17 @@ func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 	}
 	if err := e.buildFacts(ctx, bdb, g, files); err != nil {
 		_ = e.closeDB(bdb, g.path, true)
-		return err
+		return e.buildError(err)
 	}
 	// Serve from a fresh instance with the serving limit, even when the limits are equal:
 	// closing the build's gives its memory back (its buffers, hash tables and sort runs,
 	// and what the allocator kept of them: RSS 360 → 110 MB after a 10M build at 256 MB).
 	if err := e.closeDB(bdb, g.path, false); err != nil {
-		_ = os.Remove(g.path)
+		removeDBFiles(g.path)
 		return err
 	}
 	if g.db, err = e.openDB(g.path, e.opts.MemoryLimitMB, "spill-"+g.schema); err != nil {
-		_ = os.Remove(g.path)
+		removeDBFiles(g.path)
 		return err
 	}
 	g.stmts = newStmtCache(g.db)

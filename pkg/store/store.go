@@ -90,13 +90,16 @@ func ListSegments(dir string) ([]Segment, error) {
 
 // IsSegmentGone reports whether a DuckDB read failed because a segment it was given was
 // retired (merged by compaction or dropped by retention) after ListSegments returned it.
-// Readers list again and retry; DuckDB words this differently for a glob and for a path.
+// Readers list again and retry. DuckDB words it as an IO error, differently before and
+// after it expanded the file list; other errors (a catalog error, a broken file) are not
+// a retired segment, and retrying them would only repeat them.
 func IsSegmentGone(err error) bool {
 	if err == nil {
 		return false
 	}
 	s := err.Error()
-	return strings.Contains(s, "No files found") || strings.Contains(s, "No such file") || strings.Contains(s, "does not exist")
+	return strings.Contains(s, "IO Error") &&
+		(strings.Contains(s, "No files found") || strings.Contains(s, "No such file") || strings.Contains(s, "does not exist"))
 }
 
 // newSegmentName gives a name that sorts by creation time and is unique across processes.

@@ -209,5 +209,8 @@ func TestIsSegmentGone(t *testing.T) {
 	assert.True(t, store.IsSegmentGone(read(segs[0].Path)), "a listed path that is gone")
 	assert.True(t, store.IsSegmentGone(read(filepath.Join(dir, "segments", "*.parquet"))), "a glob that matches nothing")
 	assert.False(t, store.IsSegmentGone(read(broken)), "a broken file is not a retired one")
+	_, err = db.Exec("SELECT * FROM no_such_table")
+	require.Error(t, err)
+	assert.False(t, store.IsSegmentGone(err), "a catalog error (%v) is not a retired segment", err)
 	assert.False(t, store.IsSegmentGone(nil))
 }
