@@ -24,14 +24,6 @@ type Rejected struct {
 
 func (r Rejected) String() string { return fmt.Sprintf("%s:%d: %s", r.File, r.Line, r.Reason) }
 
-var columnIndex = func() map[string]bool {
-	m := map[string]bool{}
-	for _, c := range Columns {
-		m[c.Name] = true
-	}
-	return m
-}()
-
 // FromFields builds an event from column → text. Empty text is a missing value. Unknown
 // columns are an error (a misspelt column would otherwise be lost silently). Columns are
 // read in the event model's order, so a row with several bad values always names the same
@@ -52,7 +44,7 @@ func FromFields(fields map[string]string) (Event, error) {
 	if known < len(fields) {
 		var unknown []string
 		for k := range fields {
-			if !columnIndex[k] {
+			if _, ok := columnPos[k]; !ok {
 				unknown = append(unknown, k)
 			}
 		}
@@ -74,11 +66,7 @@ func FromRecord(cols, rec []string) (Event, error) {
 		if e.setField(c, rec[i]) != nil {
 			// Name the column FromFields names (the first bad one in the model's order,
 			// not the file's), so a row is refused alike whichever path reads it.
-			fields := make(map[string]string, len(cols))
-			for j, c := range cols {
-				fields[c] = rec[j]
-			}
-			return FromFields(fields)
+			return FromFields(fieldsOf(cols, rec))
 		}
 	}
 	e.Normalize()
@@ -326,12 +314,17 @@ func DecodeCSV(r io.Reader, file string, emit func(Event) error, reject func(Rej
 // with their line; an error from each stops reading.
 func ReadCSV(r io.Reader, file string, extra func(column string) bool, each func(line int, fields map[string]string) error, reject func(Rejected)) error {
 	return ReadCSVRecords(r, file, extra, func(line int, cols, rec []string) error {
-		fields := make(map[string]string, len(cols))
-		for i, c := range cols {
-			fields[c] = rec[i]
-		}
-		return each(line, fields)
+		return each(line, fieldsOf(cols, rec))
 	}, reject)
+}
+
+// fieldsOf is a CSV record as column → text.
+func fieldsOf(cols, rec []string) map[string]string {
+	fields := make(map[string]string, len(cols))
+	for i, c := range cols {
+		fields[c] = rec[i]
+	}
+	return fields
 }
 
 // ReadCSVRecords is ReadCSV handing each record as it stands with the header's columns
@@ -351,7 +344,7 @@ func ReadCSVRecords(r io.Reader, file string, extra func(column string) bool, ea
 	seen := make(map[string]bool, len(header))
 	for i, h := range header {
 		h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
-		if !columnIndex[h] && (extra == nil || !extra(h)) {
+		if _, ok := columnPos[h]; !ok && (extra == nil || !extra(h)) {
 			return fmt.Errorf("%s:1: unknown column %q in the header (the event model's columns are listed in docs/EVENTS.md)", file, h)
 		}
 		if seen[h] {
