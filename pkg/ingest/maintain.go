@@ -112,7 +112,7 @@ func (s *Server) retain() {
 	}
 }
 
-// retentionCutoff is the start of the UTC day days days before now's: retention deletes
+// retentionCutoff is midnight UTC of the day that many days before now: retention deletes
 // whole days, so an event is kept at least days and less than days+1 days. A cutoff that
 // moved with the clock would rewrite the oldest segments at every hourly pass, and every
 // rewrite makes each data source reading the store rebuild its facts in full (minutes at
