@@ -65,6 +65,9 @@ type Stats struct {
 	BuiltAt time.Time
 	// Increments counts the in-place updates since the last full build (incremental.go).
 	Increments int
+	// RebuildingSince is when the full build running in the background started (zero when
+	// none runs): the snapshot above serves, and takes new segments, until it is done.
+	RebuildingSince time.Time
 }
 
 // Engine answers queries from derived fact tables kept in DuckDB files of its own. It is
@@ -86,7 +89,10 @@ type Engine struct {
 	life       context.Context // builds run under it; Close cancels it
 	lifeCancel context.CancelFunc
 	buildMu    sync.Mutex
-	building   *buildRun // the build in progress, if any
+	building   *buildRun // the look at the store in progress, if any
+	// pending is the full build running in the background, if any: the current snapshot
+	// serves (and takes increments, when it can) until it is done.
+	pending atomic.Pointer[fullBuild]
 }
 
 // generation is one snapshot of the store's facts, in its own schema of its own DuckDB
@@ -112,6 +118,9 @@ type generation struct {
 	merged map[string][]string
 	full   int64 // events at its full build
 	added  int64 // events added by increments since
+	// stale: it also holds events retention has since removed from the store (taken
+	// while a full build ran, listingChange); only a full build can make it current.
+	stale bool
 }
 
 // New opens an engine. The first query (or Refresh) builds the facts.
@@ -320,6 +329,9 @@ func sqlList(items []string) string {
 func (e *Engine) Close() error {
 	e.closed.Store(true)
 	e.lifeCancel() // interrupts a build in progress
+	if p := e.pending.Load(); p != nil {
+		<-p.done // it stops at its next statement and closes its instance
+	}
 	e.rebuild.Lock()
 	defer e.rebuild.Unlock()
 	e.openMu.Lock()
@@ -355,23 +367,34 @@ func (e *Engine) Stats(ctx context.Context) (Stats, error) {
 		return Stats{}, err
 	}
 	defer release()
-	if p := e.staleErr.Load(); p != nil {
-		return g.stats, fmt.Errorf("queries answer from the snapshot built %s: %w", g.stats.BuiltAt.UTC().Format(time.RFC3339), *p)
+	st := g.stats
+	if p := e.pending.Load(); p != nil {
+		st.RebuildingSince = p.started
 	}
-	return g.stats, nil
+	if p := e.staleErr.Load(); p != nil {
+		return st, fmt.Errorf("queries answer from the snapshot built %s: %w", g.stats.BuiltAt.UTC().Format(time.RFC3339), *p)
+	}
+	return st, nil
 }
 
 // Refresh makes the snapshot current now (skipping the CheckEvery throttle), waiting for a
-// build in progress and then looking at the store once more.
+// look or a full build in progress and then looking at the store once more (waiting for
+// the full build that look may start).
 func (e *Engine) Refresh(ctx context.Context) error {
 	if e.closed.Load() {
 		return errors.New("data source is closed")
 	}
-	if err := e.build(ctx, true); err != nil && (e.cur.Load() == nil || ctx.Err() != nil) {
-		return err
-	}
-	if err := e.build(ctx, true); err != nil && (e.cur.Load() == nil || ctx.Err() != nil) {
-		return err
+	for i := 0; i < 2; i++ {
+		if err := e.build(ctx, true); err != nil && (e.cur.Load() == nil || ctx.Err() != nil) {
+			return err
+		}
+		if p := e.pending.Load(); p != nil {
+			select {
+			case <-p.done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
 	}
 	_, release, err := e.acquire(ctx)
 	if err == nil {
@@ -381,8 +404,8 @@ func (e *Engine) Refresh(ctx context.Context) error {
 }
 
 // acquire returns the current generation, held for reading until release. It looks at the
-// store at most every CheckEvery and rebuilds when the store changed (build); while one
-// query waits for a rebuild, the others keep reading the previous snapshot.
+// store at most every CheckEvery (build). Only the first snapshot is waited for: a full
+// build after it runs in the background while queries read the previous snapshot.
 func (e *Engine) acquire(ctx context.Context) (*generation, func(), error) {
 	if e.closed.Load() {
 		return nil, nil, errors.New("data source is closed")
@@ -411,11 +434,12 @@ func (e *Engine) acquire(ctx context.Context) (*generation, func(), error) {
 	}
 }
 
-// build looks at the store (rebuilding or updating the snapshot if it changed) in the
-// background, under the engine's own context: a query's deadline never aborts a build, so
-// a build longer than queryTimeoutSeconds still completes and the next query has it. The
-// caller waits for it as long as its context allows. Callers arriving while a build runs
-// share it when wait is true, and otherwise go on with the current snapshot.
+// build looks at the store (updating the snapshot if it changed, or starting a full build
+// in the background: rebuildOnce) under the engine's own context: a query's deadline never
+// aborts a build, so a build longer than queryTimeoutSeconds still completes and the next
+// query has it. The caller waits for the look as long as its context allows. Callers
+// arriving while a look runs share it when wait is true, and otherwise go on with the
+// current snapshot.
 func (e *Engine) build(ctx context.Context, wait bool) error {
 	e.buildMu.Lock()
 	b := e.building
@@ -466,13 +490,22 @@ func (e *Engine) maybeRebuild(ctx context.Context) error {
 	}
 	switch {
 	case err == nil:
-		e.staleErr.Store(nil)
-	case ctx.Err() == nil:
-		if !errors.Is(err, ErrBuildMemory) {
-			err = fmt.Errorf("%w: %w", ErrStore, err)
+		if e.pending.Load() == nil { // a build in the background reports for itself
+			e.staleErr.Store(nil)
 		}
-		e.staleErr.Store(&err)
+	case ctx.Err() == nil:
+		err = e.setStale(err)
 	}
+	return err
+}
+
+// setStale records why the store's changes could not be applied (the snapshot before them
+// keeps serving; the health check shows it), and returns it in the terms users see.
+func (e *Engine) setStale(err error) error {
+	if !errors.Is(err, ErrBuildMemory) {
+		err = fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	e.staleErr.Store(&err)
 	return err
 }
 
@@ -508,11 +541,15 @@ func (f firstLine) Error() string {
 
 func (f firstLine) Unwrap() error { return f.err }
 
+// rebuildOnce looks at the store once: nothing changed; or the snapshot takes the new
+// segments in place (tryIncrement); or a full build starts, in the background unless
+// there is no snapshot yet. Call with the rebuild lock held.
 func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 	var (
 		files   []store.Segment
 		version string
 		demoEnd time.Time
+		follow  bool
 	)
 	if e.opts.Source == nil {
 		demoEnd = time.Now().UTC().Truncate(time.Minute)
@@ -520,6 +557,9 @@ func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 			return nil
 		}
 		version = "demo@" + demoEnd.Format(time.RFC3339)
+		if e.pending.Load() != nil {
+			return nil
+		}
 	} else {
 		var err error
 		files, err = e.opts.Source.Files()
@@ -527,10 +567,26 @@ func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 			return fmt.Errorf("read store %s: %w", e.opts.Source.Path, err)
 		}
 		version = store.Version(files, string(e.opts.Source.Kind))
-		if old != nil && old.version == version {
+		p := e.pending.Load()
+		if old != nil && old.version == version && (!old.stale || p != nil) {
 			return nil
 		}
-		if done, err := e.tryIncrement(ctx, old, files, version); done || err != nil {
+		if p != nil {
+			// A full build is on its way: until it is done, the snapshot it replaces takes
+			// the new segments when it can (a build takes minutes to hours on a large store).
+			if p.follow {
+				var next *generation
+				if next, _, err = e.tryIncrement(ctx, old, files, version, true); next != nil {
+					e.serve(next)
+				}
+			}
+			return err
+		}
+		var next *generation
+		if next, follow, err = e.tryIncrement(ctx, old, files, version, false); next != nil || err != nil {
+			if next != nil {
+				e.serve(next)
+			}
 			return err
 		}
 	}
@@ -539,6 +595,98 @@ func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 	e.nextGen++
 	g := &generation{schema: fmt.Sprintf("g%d", e.nextGen), version: version, demoEnd: demoEnd, inUse: &sync.RWMutex{}, files: files, nextFile: len(files)}
 	g.path = filepath.Join(e.workDir, fmt.Sprintf("facts-%s.duckdb", g.schema))
+	if old == nil {
+		// The first snapshot: the callers wait for it.
+		if err := e.fullBuild(ctx, g, files); err != nil {
+			return err
+		}
+		e.install(g)
+		return nil
+	}
+	p := &fullBuild{done: make(chan struct{}), started: time.Now(), follow: follow}
+	e.pending.Store(p)
+	go e.buildInBackground(p, g, files)
+	return nil
+}
+
+// fullBuild is a full build running in the background while the current snapshot serves.
+type fullBuild struct {
+	done    chan struct{} // closed once it is installed or has failed
+	started time.Time
+	// follow: the current snapshot takes appended segments as increments meanwhile, also
+	// across retention's rewrites (listingChange). Not when an increment failed: the build
+	// is what decides about it.
+	follow bool
+}
+
+// buildInBackground runs a full build under the engine's life and installs it (under
+// the rebuild lock, so never in the middle of an increment of the snapshot it replaces).
+// The next look applies the segments that arrived during the build to it.
+func (e *Engine) buildInBackground(p *fullBuild, g *generation, files []store.Segment) {
+	defer close(p.done)
+	start := time.Now()
+	log.DefaultLogger.Info("rebuilding the facts in full in the background", "segments", len(files), "follow", p.follow)
+	if hook := fullBuildHook.Load(); hook != nil {
+		(*hook)(e.life)
+	}
+	err := e.fullBuild(e.life, g, files)
+	e.rebuild.Lock()
+	defer e.rebuild.Unlock()
+	e.pending.Store(nil)
+	switch {
+	case err == nil && e.closed.Load():
+		_ = e.closeDB(g.db, g.path, true)
+	case err == nil:
+		g = e.catchUp(g)
+		e.install(g)
+		e.staleErr.Store(nil)
+		log.DefaultLogger.Info("full build done", "events", g.stats.Events, "took", time.Since(start))
+	case e.life.Err() != nil:
+	case store.IsSegmentGone(err):
+		// Retired by compaction since the listing: the next look lists again and starts over.
+		log.DefaultLogger.Info("full build restarts: a segment was merged while it read the store", "error", err)
+	default:
+		err = e.setStale(err)
+		log.DefaultLogger.Error("full build failed; the previous snapshot keeps serving", "error", err)
+	}
+}
+
+// catchUp applies the segments appended since g's listing to g before it is served: the
+// snapshot it replaces took them meanwhile, and a panel's counts must not go back. When
+// that cannot be done (the store changed otherwise), g is served as it is and the next
+// look decides.
+func (e *Engine) catchUp(g *generation) *generation {
+	if e.opts.Source == nil || e.opts.Source.Kind != store.KindDir {
+		return g
+	}
+	files, err := e.opts.Source.Files()
+	if err != nil {
+		return g
+	}
+	version := store.Version(files, string(e.opts.Source.Kind))
+	if version == g.version {
+		return g
+	}
+	if next, _, err := e.tryIncrement(e.life, g, files, version, true); next != nil {
+		return next
+	} else if err != nil {
+		log.DefaultLogger.Info("the new snapshot takes the latest segments at the next look", "error", err)
+	}
+	return g
+}
+
+// serve makes g, an increment of the current snapshot (the same DuckDB instance), current.
+func (e *Engine) serve(g *generation) {
+	e.cur.Store(g)
+	e.cache.clear()
+}
+
+// fullBuildHook, when set (tests), runs before each full build in the background.
+var fullBuildHook atomic.Pointer[func(ctx context.Context)]
+
+// fullBuild builds generation g from files in a DuckDB file and instance of its own, with
+// the build's memory limit, then opens that file again with the serving limit for g.
+func (e *Engine) fullBuild(ctx context.Context, g *generation, files []store.Segment) error {
 	bdb, err := e.openDB(g.path, e.opts.BuildMemoryLimitMB, "spill-build-"+g.schema)
 	if err != nil {
 		return err
@@ -571,6 +719,13 @@ func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 		return err
 	}
 	g.stmts = newStmtCache(g.db)
+	return nil
+}
+
+// install makes g the current snapshot and closes the one it replaces once the queries
+// reading it are done. Call with the rebuild lock held.
+func (e *Engine) install(g *generation) {
+	old := e.cur.Load()
 	e.cur.Store(g)
 	e.cache.clear() // answers of older snapshots can no longer be asked for
 	if old != nil {
@@ -581,7 +736,6 @@ func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 			old.inUse.Unlock()
 		}()
 	}
-	return nil
 }
 
 // buildFacts builds generation g's schema in db: the events, the facts, the rollups and

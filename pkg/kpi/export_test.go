@@ -1,6 +1,10 @@
 package kpi
 
-import "time"
+import (
+	"context"
+	"sync"
+	"time"
+)
 
 // RenderedSQL is one statement the builder would run, with its bind arguments.
 type RenderedSQL struct {
@@ -93,4 +97,38 @@ func SnapshotEvents(e *Engine) int64 {
 		return g.stats.Events
 	}
 	return -1
+}
+
+// HoldFullBuilds makes every full build in the background wait before it starts, until
+// release is called or its engine closes, and returns release.
+func HoldFullBuilds() (release func()) {
+	held := make(chan struct{})
+	hook := func(ctx context.Context) {
+		select {
+		case <-held:
+		case <-ctx.Done():
+		}
+	}
+	fullBuildHook.Store(&hook)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			fullBuildHook.Store(nil)
+			close(held)
+		})
+	}
+}
+
+// Look looks at the store once, as the engine does every CheckEvery: it applies what it
+// can as an increment, or starts a full build without waiting for it.
+func Look(e *Engine) error { return e.build(context.Background(), true) }
+
+// FullBuildRunning says whether a full build runs in the background.
+func FullBuildRunning(e *Engine) bool { return e.pending.Load() != nil }
+
+// WaitFullBuild waits for the full build running in the background, if any, to be done.
+func WaitFullBuild(e *Engine) {
+	if p := e.pending.Load(); p != nil {
+		<-p.done
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -33,7 +34,11 @@ import (
 // (incremental_test.go) require the result to equal a full build of the same store.
 // Compaction keeps the snapshot (below); anything else (a segment removed or rewritten by
 // retention, a segment sorting before an existing one, a DuckDB-file or Parquet-glob
-// store) rebuilds in full.
+// store) rebuilds in full, as does growth by increments past maxIncrementalShare. A full
+// build runs in the background (engine.go, rebuildOnce); meanwhile the snapshot it
+// replaces goes on taking appended segments, across retention's rewrites too (it then
+// keeps the events retention removed until the build replaces it), and the build takes
+// the segments appended since its listing before it serves.
 
 // maxIncrementalShare is how far increments may grow a snapshot (in events since its full
 // build) before a full build re-sorts the facts by time, which keeps time-range scans and
@@ -96,7 +101,12 @@ func expandListing(ctx context.Context, conn *sql.Conn, files []store.Segment, k
 // now holds the snapshot's events in the same order followed by new ones, which are in
 // appended (a merge of the snapshot's last segments with new ones is among them: its
 // stored events are dropped as duplicates). base and merged describe now (expandListing).
-func listingChange(ctx context.Context, conn *sql.Conn, g *generation, now []store.Segment) (appended []store.Segment, base []string, merged map[string][]string, ok bool, err error) {
+//
+// stale accepts a store that also lost some of the snapshot's events, to retention: a
+// segment rewritten without its old rows (store.RetentionOriginal) or removed. The
+// snapshot keeps those events, so it is only good until a full build replaces it (while
+// one runs); base and merged then describe what the snapshot holds, now's and its own.
+func listingChange(ctx context.Context, conn *sql.Conn, g *generation, now []store.Segment, stale bool) (appended []store.Segment, base []string, merged map[string][]string, ok bool, err error) {
 	if g.base == nil && len(g.files) > 0 {
 		return nil, nil, nil, false, nil // the snapshot's own listing could not be read
 	}
@@ -109,20 +119,64 @@ func listingChange(ctx context.Context, conn *sql.Conn, g *generation, now []sto
 			return nil, nil, nil, false, nil // rewritten under its name: segments are immutable, so rebuild
 		}
 	}
-	plain := func(f store.Segment) bool {
+	listed, plain := now, func(f store.Segment) bool {
 		_, ok := stored[f.Name]
 		return ok
 	}
-	base, ends, merged, err := expandListing(ctx, conn, now, g.merged, plain)
+	if stale {
+		// A rewrite stands for the segment it replaces: named so, its events are among
+		// the snapshot's when the original's are.
+		listed = slices.Clone(now)
+		held := make(map[string]bool, len(g.files))
+		for _, f := range g.files {
+			held[store.RetentionOriginal(f.Name)] = true
+		}
+		for i := range listed {
+			listed[i].Name = store.RetentionOriginal(listed[i].Name)
+		}
+		plain = func(f store.Segment) bool { return held[f.Name] }
+	}
+	base, ends, merged, err := expandListing(ctx, conn, listed, g.merged, plain)
 	if err != nil {
 		return nil, nil, nil, false, err
 	}
-	if len(base) < len(g.base) || !slices.Equal(base[:len(g.base)], g.base) {
-		return nil, nil, nil, false, nil // segments gone, rewritten (retention) or inserted
+	if !stale {
+		if len(base) < len(g.base) || !slices.Equal(base[:len(g.base)], g.base) {
+			return nil, nil, nil, false, nil // segments gone, rewritten (retention) or inserted
+		}
+		// The first file holding a base segment past the snapshot's.
+		first, _ := slices.BinarySearch(ends, len(g.base)+1)
+		return now[first:], base, merged, true, nil
 	}
-	// The first file holding a base segment past the snapshot's.
-	first, _ := slices.BinarySearch(ends, len(g.base)+1)
-	return now[first:], base, merged, true, nil
+	// The snapshot's segments still listed, in its order, then only new ones (its own
+	// base may name rewrites: a full build lists them as they are).
+	pos := make(map[string]int, len(g.base))
+	for i, n := range g.base {
+		pos[store.RetentionOriginal(n)] = i
+	}
+	k, last := 0, -1
+	for ; k < len(base); k++ {
+		i, held := pos[base[k]]
+		if !held {
+			break
+		}
+		if i < last {
+			return nil, nil, nil, false, nil // reordered
+		}
+		last = i
+	}
+	for _, n := range base[k:] {
+		if _, held := pos[n]; held {
+			return nil, nil, nil, false, nil // a new segment sorts before one the snapshot holds
+		}
+	}
+	first, _ := slices.BinarySearch(ends, k+1)
+	all := maps.Clone(g.merged)
+	if all == nil {
+		all = map[string][]string{}
+	}
+	maps.Copy(all, merged)
+	return now[first:], append(slices.Clone(g.base), base[k:]...), all, true, nil
 }
 
 // dropScratch drops an increment's scratch tables (temp.inc_*).
@@ -145,49 +199,57 @@ func dropScratch(conn *sql.Conn) {
 	}
 }
 
-// tryIncrement updates old in place when files are old's plus appended ones; done is false
-// when a full build must run instead.
-func (e *Engine) tryIncrement(ctx context.Context, old *generation, files []store.Segment, version string) (done bool, err error) {
+// tryIncrement updates old in place when files are old's plus appended ones, and returns
+// the generation it makes of it for the caller to serve; nil when a full build must run
+// instead. follow says whether old can go on taking increments while that build runs: not
+// after a failed one. allowStale, while such a build runs, also accepts a store that lost
+// some of old's events to retention (listingChange); the result is then stale, and only
+// serves until a full build replaces it.
+func (e *Engine) tryIncrement(ctx context.Context, old *generation, files []store.Segment, version string, allowStale bool) (next *generation, follow bool, err error) {
 	if old == nil || e.opts.NoIncremental || e.opts.Source.Kind != store.KindDir {
-		return false, nil
+		return nil, false, nil
 	}
-	if float64(old.added) > maxIncrementalShare*float64(max(old.full, 1)) {
-		return false, nil
+	if !allowStale && float64(old.added) > maxIncrementalShare*float64(max(old.full, 1)) {
+		return nil, true, nil
 	}
 	conn, err := old.db.Conn(ctx)
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
 	defer conn.Close()
-	newFiles, base, merged, ok, err := listingChange(ctx, conn, old, files)
+	newFiles, base, merged, ok, err := listingChange(ctx, conn, old, files, false)
+	stale := old.stale
+	if err == nil && !ok && allowStale {
+		newFiles, base, merged, ok, err = listingChange(ctx, conn, old, files, true)
+		stale = true
+	}
 	if err != nil || !ok {
-		return false, err // an error: a segment gone since the listing; the caller lists again
+		return nil, true, err // an error: a segment gone since the listing; the caller lists again
 	}
 	if len(newFiles) == 0 {
-		// Compaction merged segments of the snapshot: same events, new file names.
+		// Compaction merged segments of the snapshot (same events, new file names), or
+		// retention removed some of them while a full build runs.
 		g := *old
-		g.files, g.version, g.base, g.merged = files, version, base, merged
+		g.files, g.version, g.base, g.merged, g.stale = files, version, base, merged, stale
 		g.stats.Files, g.stats.Version = len(files), version
-		e.cur.Store(&g)
-		e.cache.clear()
-		return true, nil
+		return &g, true, nil
 	}
 	added, span, err := e.applyIncrement(ctx, conn, old, newFiles, old.nextFile)
 	if err != nil {
 		if ctx.Err() != nil {
-			return true, err
+			return nil, false, err
 		}
 		if store.IsSegmentGone(err) {
 			// Retired by compaction since the listing: the caller lists again (a full
 			// build here would cost minutes to hours on a large store).
-			return false, err
+			return nil, true, err
 		}
 		// Rolled back: a full build decides (and reports a broken segment).
 		log.DefaultLogger.Warn("incremental update failed; rebuilding the facts in full", "error", err)
-		return false, nil
+		return nil, false, nil
 	}
 	g := &generation{schema: old.schema, db: old.db, stmts: old.stmts, path: old.path, version: version, inUse: old.inUse,
-		files: files, base: base, merged: merged, nextFile: old.nextFile + len(newFiles), full: old.full, added: old.added + added}
+		files: files, base: base, merged: merged, nextFile: old.nextFile + len(newFiles), full: old.full, added: old.added + added, stale: stale}
 	// The statistics follow from the old ones and the added events' (a scan of every
 	// event's time costs ~0.4 s at 100M events).
 	g.stats = old.stats
@@ -200,9 +262,7 @@ func (e *Engine) tryIncrement(ctx context.Context, old *generation, files []stor
 	}
 	g.stats.Files, g.stats.Version, g.stats.BuiltAt = len(files), version, time.Now()
 	g.stats.Increments = old.stats.Increments + 1
-	e.cur.Store(g)
-	e.cache.clear()
-	return true, nil
+	return g, true, nil
 }
 
 // applyIncrement adds the events of files (arrival ranks first, first+1, ... in arrival

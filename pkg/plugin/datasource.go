@@ -274,6 +274,10 @@ func (d *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequ
 	} else {
 		msg += " (empty: import events with `blueticks import`)"
 	}
+	if !st.RebuildingSince.IsZero() {
+		msg += fmt.Sprintf("; rebuilding the facts in full in the background since %s (%s)",
+			st.RebuildingSince.UTC().Format(time.RFC3339), time.Since(st.RebuildingSince).Round(time.Second))
+	}
 	details := fmt.Sprintf(`{"store":%q,"events":%d,"files":%d,"version":%q}`, d.storeLabel(), st.Events, st.Files, st.Version)
 	return &backend.CheckHealthResult{Status: backend.HealthStatusOk, Message: msg, JSONDetails: []byte(details)}, nil
 }

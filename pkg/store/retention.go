@@ -57,7 +57,7 @@ func (w *Writer) DropBefore(ctx context.Context, cutoff time.Time) (RetentionRes
 			continue
 		}
 		if old < total {
-			name := strings.TrimSuffix(s.Name, ".parquet") + "-r" + strings.TrimSuffix(newSegmentName(time.Now())[21:], ".parquet") + ".parquet"
+			name := rewriteName(s.Name, time.Now())
 			tmp := filepath.Join(w.dir, TmpDir, name)
 			copySQL := fmt.Sprintf(`COPY (SELECT %s FROM read_parquet(%s, file_row_number=true) WHERE ts >= ?
 				ORDER BY file_row_number) TO %s (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)`,
@@ -83,4 +83,38 @@ func (w *Writer) DropBefore(ctx context.Context, cutoff time.Time) (RetentionRes
 		res.Dropped += old
 	}
 	return res, nil
+}
+
+// A retention rewrite is named <original>-r<12 hex digits>.parquet: it sorts right after
+// the segment it replaces, and says which one that is (RetentionOriginal).
+const rewriteMarker = "-r"
+
+func rewriteName(original string, now time.Time) string {
+	random := strings.TrimSuffix(newSegmentName(now)[21:], ".parquet") // the name's random part
+	return strings.TrimSuffix(original, ".parquet") + rewriteMarker + random + ".parquet"
+}
+
+// RetentionOriginal gives the name of the segment that DropBefore's rewrites (of
+// rewrites) named name replace, or name itself when it is not a rewrite.
+func RetentionOriginal(name string) string {
+	for {
+		stem := strings.TrimSuffix(name, ".parquet")
+		i := strings.LastIndex(stem, rewriteMarker)
+		if i < 0 || !isHex12(stem[i+len(rewriteMarker):]) {
+			return name
+		}
+		name = stem[:i] + ".parquet"
+	}
+}
+
+func isHex12(s string) bool {
+	if len(s) != 12 {
+		return false
+	}
+	for _, c := range s {
+		if !strings.ContainsRune("0123456789abcdef", c) {
+			return false
+		}
+	}
+	return true
 }

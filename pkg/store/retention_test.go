@@ -67,6 +67,8 @@ func TestDropBefore(t *testing.T) {
 	require.Len(t, after, 2)
 	assert.Greater(t, after[0].Name, before[0].Name, "the rewrite sorts in the original's place")
 	assert.Less(t, after[0].Name, before[2].Name)
+	assert.Equal(t, before[1].Name, RetentionOriginal(after[0].Name), "the rewrite names the segment it replaces")
+	assert.Equal(t, before[2].Name, RetentionOriginal(after[1].Name), "a plain segment is its own original")
 	retired, _ := filepath.Glob(filepath.Join(dir, RetiredDir, "*.parquet"))
 	assert.Len(t, retired, 2, "replaced segments wait in retired/ for readers that listed them")
 	tmp, _ := os.ReadDir(filepath.Join(dir, TmpDir))
@@ -89,4 +91,27 @@ func TestDropBeforeSkipsWhileCompacting(t *testing.T) {
 	res, err := w.DropBefore(context.Background(), time.Now())
 	require.NoError(t, err)
 	assert.True(t, res.Skipped)
+}
+
+func TestRetentionOriginal(t *testing.T) {
+	t0 := time.Now()
+	plain := newSegmentName(t0)
+	once := rewriteName(plain, time.Now())
+	twice := rewriteName(once, time.Now())
+	merged := "00000000000000000001-c0ffee0ffee0.parquet" // compaction's names carry no -r part
+	for name, want := range map[string]string{
+		plain:                           plain,
+		once:                            plain,
+		twice:                           plain,
+		merged:                          merged,
+		rewriteName(merged, time.Now()): merged,
+		"x-rnothex00000.parquet":        "x-rnothex00000.parquet",
+		"x-r0123.parquet":               "x-r0123.parquet",
+		"-r0123456789ab.parquet":        ".parquet",
+	} {
+		assert.Equal(t, want, RetentionOriginal(name), name)
+	}
+	// In the original's place: after the segments before it, before the ones after it.
+	assert.Greater(t, once, newSegmentName(t0.Add(-time.Nanosecond)))
+	assert.Less(t, once, newSegmentName(t0.Add(time.Nanosecond)))
 }

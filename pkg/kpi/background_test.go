@@ -1,0 +1,175 @@
+package kpi_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/kpi"
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/store"
+)
+
+// copyStore copies a store directory's segments into a new store directory (a reference
+// store for a full build to compare with).
+func copyStore(t *testing.T, dir string) string {
+	t.Helper()
+	out := t.TempDir()
+	require.NoError(t, store.Init(out))
+	segs, err := store.ListSegments(dir)
+	require.NoError(t, err)
+	for _, s := range segs {
+		copySegment(t, s, out)
+	}
+	return out
+}
+
+func copySegment(t *testing.T, s store.Segment, storeDir string) {
+	t.Helper()
+	data, err := os.ReadFile(s.Path)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(storeDir, store.SegmentsDir, s.Name), data, 0o644))
+}
+
+// TestIncrementsWhileFullBuildRuns: a full build (after retention rewrote segments, or
+// after the snapshot grew by increments) runs in the background, for minutes to hours on
+// a large store. Meanwhile the snapshot it replaces keeps serving and takes the segments
+// that arrive, so their events are visible within seconds; then the build replaces it and
+// takes the segments that arrived after its listing. Full builds of the same stores are
+// the reference at every step.
+func TestIncrementsWhileFullBuildRuns(t *testing.T) {
+	rng, end := seededRand(t), time.Date(2026, 3, 30, 13, 17, 0, 0, time.UTC)
+	all := demoEvents(t, rng, 7_000, 10, end)
+	w, src, inc := incrementalStore(t)
+	ctx := context.Background()
+	var last store.Segment
+	appendN := func(n int) {
+		t.Helper()
+		_, err := w.Append(ctx, all[:n], store.AppendOptions{})
+		require.NoError(t, err)
+		all = all[n:]
+		segs, err := store.ListSegments(src.Path)
+		require.NoError(t, err)
+		last = segs[len(segs)-1]
+	}
+	stats := func() kpi.Stats {
+		t.Helper()
+		st, err := inc.Stats(ctx)
+		require.NoError(t, err)
+		return st
+	}
+	queries := []string{
+		`{"queryType":"table","metrics":["sent","delivered","read","clicks","conversions","revenue","reply_rate"],"groupBy":["campaign"],"limit":500}`,
+		`{"queryType":"table","metrics":["received","blocked","new_contacts","conversations","resolution_time","response_time"],"groupBy":["agent_id"],"limit":500}`,
+		`{"queryType":"timeseries","metrics":["sent","delivery_rate","block_rate"],"bucket":"1h"}`,
+	}
+	from, to := end.AddDate(0, 0, -11), end.Add(time.Hour)
+	compareWith := func(label, dir string) {
+		t.Helper()
+		ref, err := store.OpenSource(dir)
+		require.NoError(t, err)
+		full, err := kpi.New(kpi.Options{Source: ref, Threads: 2, MemoryLimitMB: 256, NoIncremental: true})
+		require.NoError(t, err)
+		defer full.Close()
+		sf, err := full.Stats(ctx)
+		require.NoError(t, err)
+		require.Equal(t, sf.Events, kpi.SnapshotEvents(inc), label+": events")
+		requireSameAnswers(t, label+": ", queries, from, to, full, inc)
+	}
+
+	appendN(2500)
+	appendN(1500)
+	require.NoError(t, inc.Refresh(ctx))
+	require.Equal(t, 0, stats().Increments)
+	beforeRetention := copyStore(t, src.Path)
+
+	// Retention rewrites the first segment without its first three days: a full build.
+	release := kpi.HoldFullBuilds()
+	t.Cleanup(release)
+	res, err := w.DropBefore(ctx, end.AddDate(0, 0, -7))
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Rewritten)
+	require.NoError(t, kpi.Look(inc))
+	require.True(t, kpi.FullBuildRunning(inc), "retention starts a full build")
+	require.WithinDuration(t, time.Now(), stats().RebuildingSince, time.Minute)
+	compareWith("while the build runs, before new events", beforeRetention)
+
+	// New segments while it runs: increments of the snapshot it will replace, which still
+	// holds the retention's events.
+	appendN(300)
+	copySegment(t, last, beforeRetention)
+	require.NoError(t, kpi.Look(inc))
+	appendN(200)
+	copySegment(t, last, beforeRetention)
+	require.NoError(t, kpi.Look(inc))
+	require.True(t, kpi.FullBuildRunning(inc))
+	require.Equal(t, 2, stats().Increments, "new segments are increments while the build runs")
+	compareWith("while the build runs", beforeRetention)
+
+	// The build ends and takes the two segments it did not list before it serves (no
+	// look in between: the counts of a panel never go back).
+	release()
+	kpi.WaitFullBuild(inc)
+	require.False(t, kpi.FullBuildRunning(inc))
+	require.Equal(t, 1, stats().Increments, "one increment after the build")
+	require.True(t, stats().RebuildingSince.IsZero())
+	compareWith("after the build", src.Path)
+
+	// Retention again, and once more while the build it starts runs: the build's own
+	// listing is then out of date when it ends, so another one follows it.
+	release = kpi.HoldFullBuilds()
+	t.Cleanup(release)
+	beforeRetention = copyStore(t, src.Path)
+	res, err = w.DropBefore(ctx, end.AddDate(0, 0, -6))
+	require.NoError(t, err)
+	require.Positive(t, res.Rewritten+res.Retired)
+	require.NoError(t, kpi.Look(inc))
+	require.True(t, kpi.FullBuildRunning(inc))
+	appendN(200)
+	copySegment(t, last, beforeRetention)
+	require.NoError(t, kpi.Look(inc))
+	res, err = w.DropBefore(ctx, end.AddDate(0, 0, -5))
+	require.NoError(t, err)
+	require.Positive(t, res.Rewritten+res.Retired)
+	require.NoError(t, kpi.Look(inc))
+	compareWith("while the build runs, after a second retention", beforeRetention)
+	release()
+	require.NoError(t, inc.Refresh(ctx))
+	require.False(t, kpi.FullBuildRunning(inc))
+	require.Equal(t, 0, stats().Increments, "a second full build")
+	compareWith("after the second build", src.Path)
+
+	// Growth past the increments' share: a full build; new segments meanwhile are
+	// increments again.
+	t.Cleanup(kpi.SetMaxIncrementalShare(0))
+	release = kpi.HoldFullBuilds()
+	t.Cleanup(release)
+	appendN(300)
+	require.NoError(t, kpi.Look(inc))
+	require.False(t, kpi.FullBuildRunning(inc))
+	require.Equal(t, 1, stats().Increments, "the first growth is an increment")
+	appendN(300)
+	require.NoError(t, kpi.Look(inc))
+	require.True(t, kpi.FullBuildRunning(inc), "more growth starts a full build")
+	require.Equal(t, 1, stats().Increments)
+	appendN(300)
+	require.NoError(t, kpi.Look(inc))
+	require.Equal(t, 2, stats().Increments, "an increment while the build runs")
+	compareWith("while a build for growth runs", src.Path)
+	release()
+	require.NoError(t, inc.Refresh(ctx))
+	require.False(t, kpi.FullBuildRunning(inc))
+	compareWith("after the build for growth", src.Path)
+
+	// Closing the data source while a build runs stops it.
+	release = kpi.HoldFullBuilds()
+	t.Cleanup(release)
+	appendN(100)
+	require.NoError(t, kpi.Look(inc))
+	require.True(t, kpi.FullBuildRunning(inc))
+	require.NoError(t, inc.Close())
+	require.False(t, kpi.FullBuildRunning(inc))
+}
