@@ -65,6 +65,8 @@ type Stats struct {
 	BuiltAt time.Time
 	// Increments counts the in-place updates since the last full build (incremental.go).
 	Increments int
+	// FullBuilds counts the full builds served since the engine opened.
+	FullBuilds int
 	// RebuildingSince is when the full build running in the background started (zero when
 	// none runs): the snapshot above serves, and takes new segments, until it is done.
 	RebuildingSince time.Time
@@ -79,6 +81,7 @@ type Engine struct {
 	cur       atomic.Pointer[generation]
 	lastCheck atomic.Int64 // unix nanos of the last look at the store
 	nextGen   int
+	fullBuilds int // served so far (Stats)
 	closed    atomic.Bool
 	staleErr  atomic.Pointer[error] // why the last look at the store could not rebuild
 	cache     *resultCache          // answers keyed by snapshot version (cache.go)
@@ -725,6 +728,8 @@ func (e *Engine) fullBuild(ctx context.Context, g *generation, files []store.Seg
 // install makes g the current snapshot and closes the one it replaces once the queries
 // reading it are done. Call with the rebuild lock held.
 func (e *Engine) install(g *generation) {
+	e.fullBuilds++
+	g.stats.FullBuilds = e.fullBuilds
 	old := e.cur.Load()
 	e.cur.Store(g)
 	e.cache.clear() // answers of older snapshots can no longer be asked for
