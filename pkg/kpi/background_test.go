@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -172,4 +173,65 @@ func TestIncrementsWhileFullBuildRuns(t *testing.T) {
 	require.True(t, kpi.FullBuildRunning(inc))
 	require.NoError(t, inc.Close())
 	require.False(t, kpi.FullBuildRunning(inc))
+}
+
+// TestFullBuildReadsSegmentsRetiredMeanwhile: compaction merges, and after its grace
+// period deletes, segments a full build listed before the build reads them (a build of a
+// large store reads for minutes, and a receiver under steady traffic merges every
+// minute). The build still reads them and serves, instead of starting over.
+func TestFullBuildReadsSegmentsRetiredMeanwhile(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("segments are pinned through /proc/self/fd on Linux only")
+	}
+	rng, end := seededRand(t), time.Date(2026, 3, 30, 13, 17, 0, 0, time.UTC)
+	all := demoEvents(t, rng, 3_000, 10, end)
+	w, src, inc := incrementalStore(t)
+	ctx := context.Background()
+	for i := 0; i < 10; i++ {
+		_, err := w.Append(ctx, all[:200], store.AppendOptions{})
+		require.NoError(t, err)
+		all = all[200:]
+	}
+	require.NoError(t, inc.Refresh(ctx))
+	t.Cleanup(kpi.SetMaxIncrementalShare(0))
+	release := kpi.HoldFullBuilds()
+	t.Cleanup(release)
+	for i := 0; i < 2; i++ { // an increment, then growth past the share
+		_, err := w.Append(ctx, all[:200], store.AppendOptions{})
+		require.NoError(t, err)
+		all = all[200:]
+		require.NoError(t, kpi.Look(inc))
+	}
+	require.True(t, kpi.FullBuildRunning(inc))
+	listed, err := store.ListSegments(src.Path)
+	require.NoError(t, err)
+
+	res, err := w.Compact(ctx, store.CompactOptions{SmallBytes: 1 << 30, MinSegments: 3, RetiredGrace: time.Hour})
+	require.NoError(t, err)
+	require.Equal(t, len(listed), res.Merged)
+	require.NoError(t, os.RemoveAll(filepath.Join(src.Path, store.RetiredDir)))
+	require.NoError(t, os.Mkdir(filepath.Join(src.Path, store.RetiredDir), 0o755))
+	for _, s := range listed {
+		require.NoFileExists(t, s.Path)
+	}
+
+	release()
+	kpi.WaitFullBuild(inc)
+	st, err := inc.Stats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 2, st.FullBuilds, "the build served, it did not start over")
+	require.Equal(t, 1, st.Files, "and took the merge of what it read as a rename")
+	require.Equal(t, 0, st.Increments)
+
+	full, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 256, NoIncremental: true})
+	require.NoError(t, err)
+	defer full.Close()
+	require.NoError(t, inc.Refresh(ctx))
+	st, err = inc.Stats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 2, st.FullBuilds, "nothing more to build")
+	requireSameAnswers(t, "", []string{
+		`{"queryType":"table","metrics":["sent","delivered","read","clicks","conversions","revenue","reply_rate"],"groupBy":["campaign"],"limit":500}`,
+		`{"queryType":"table","metrics":["received","blocked","new_contacts","conversations","resolution_time"],"groupBy":["agent_id"],"limit":500}`,
+	}, end.AddDate(0, 0, -11), end.Add(time.Hour), full, inc)
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,17 +78,17 @@ type Stats struct {
 type Engine struct {
 	opts Options
 
-	rebuild   sync.Mutex // one rebuild at a time
-	cur       atomic.Pointer[generation]
-	lastCheck atomic.Int64 // unix nanos of the last look at the store
-	nextGen   int
+	rebuild    sync.Mutex // one rebuild at a time
+	cur        atomic.Pointer[generation]
+	lastCheck  atomic.Int64 // unix nanos of the last look at the store
+	nextGen    int
 	fullBuilds int // served so far (Stats)
-	closed    atomic.Bool
-	staleErr  atomic.Pointer[error] // why the last look at the store could not rebuild
-	cache     *resultCache          // answers keyed by snapshot version (cache.go)
-	workDir   string                // private directory of the engine's DuckDB files
-	openMu    sync.Mutex
-	open      map[*sql.DB]string // every DuckDB instance open, with its spill directory (Close closes them)
+	closed     atomic.Bool
+	staleErr   atomic.Pointer[error] // why the last look at the store could not rebuild
+	cache      *resultCache          // answers keyed by snapshot version (cache.go)
+	workDir    string                // private directory of the engine's DuckDB files
+	openMu     sync.Mutex
+	open       map[*sql.DB]string // every DuckDB instance open, with its spill directory (Close closes them)
 
 	life       context.Context // builds run under it; Close cancels it
 	lifeCancel context.CancelFunc
@@ -225,13 +226,14 @@ const (
 )
 
 // openDB opens the DuckDB file path as an instance of its own with memMB of memory, the
-// other resource limits and the sandbox (lockDown), and tracks it for Close.
-func (e *Engine) openDB(path string, memMB int, spill string) (*sql.DB, error) {
+// other resource limits and the sandbox (lockDown; extra are more files it may read), and
+// tracks it for Close.
+func (e *Engine) openDB(path string, memMB int, spill string, extra ...string) (*sql.DB, error) {
 	db, err := store.OpenDuckDB(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := e.lockDown(db, memMB, filepath.Join(e.workDir, spill)); err != nil {
+	if err := e.lockDown(db, memMB, filepath.Join(e.workDir, spill), extra); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -273,8 +275,9 @@ func removeDBFiles(path string) {
 // lockDown applies the resource limits and the sandbox (docs/SECURITY.md) to one DuckDB
 // instance: no file access outside the store, spilling only into its private directory,
 // no extension installs or loads, settings locked for every later statement.
-func (e *Engine) lockDown(db *sql.DB, memMB int, spillDir string) error {
+func (e *Engine) lockDown(db *sql.DB, memMB int, spillDir string, extra []string) error {
 	dirs, paths := sandboxPaths(e.opts.Source)
+	paths = append(paths, extra...)
 	stmts := []string{
 		fmt.Sprintf("SET memory_limit = '%dMB'", memMB),
 		fmt.Sprintf("SET threads = %d", e.opts.Threads),
@@ -629,9 +632,6 @@ func (e *Engine) buildInBackground(p *fullBuild, g *generation, files []store.Se
 	defer close(p.done)
 	start := time.Now()
 	log.DefaultLogger.Info("rebuilding the facts in full in the background", "segments", len(files), "follow", p.follow)
-	if hook := fullBuildHook.Load(); hook != nil {
-		(*hook)(e.life)
-	}
 	err := e.fullBuild(e.life, g, files)
 	e.rebuild.Lock()
 	defer e.rebuild.Unlock()
@@ -684,13 +684,28 @@ func (e *Engine) serve(g *generation) {
 	e.cache.clear()
 }
 
-// fullBuildHook, when set (tests), runs before each full build in the background.
+// fullBuildHook, when set (tests), runs in each full build in the background (not the
+// first) before it reads the store.
 var fullBuildHook atomic.Pointer[func(ctx context.Context)]
 
 // fullBuild builds generation g from files in a DuckDB file and instance of its own, with
 // the build's memory limit, then opens that file again with the serving limit for g.
-func (e *Engine) fullBuild(ctx context.Context, g *generation, files []store.Segment) error {
-	bdb, err := e.openDB(g.path, e.opts.BuildMemoryLimitMB, "spill-build-"+g.schema)
+func (e *Engine) fullBuild(ctx context.Context, g *generation, files []store.Segment) (err error) {
+	listed := files
+	files, pins, unpin, err := pinSegments(files)
+	if err != nil {
+		return err
+	}
+	defer unpin()
+	defer func() {
+		if err != nil && len(pins) > 0 {
+			err = namingSegments(err, pins, listed) // a broken segment is named by its path
+		}
+	}()
+	if hook := fullBuildHook.Load(); hook != nil && e.cur.Load() != nil {
+		(*hook)(ctx)
+	}
+	bdb, err := e.openDB(g.path, e.opts.BuildMemoryLimitMB, "spill-build-"+g.schema, pins...)
 	if err != nil {
 		return err
 	}
@@ -724,6 +739,63 @@ func (e *Engine) fullBuild(ctx context.Context, g *generation, files []store.Seg
 	g.stmts = newStmtCache(g.db)
 	return nil
 }
+
+// pinSegments opens the segments for the length of a full build, and gives them paths
+// that reach the open files (/proc/self/fd/N, also the only extra paths the build's
+// sandbox allows): compaction and retention retire segments while a build of a large
+// store reads for minutes, and a scan that reached a retired segment would make the build
+// start over (and under steady traffic, again and again). Elsewhere than on Linux the
+// segments are read where they are listed.
+func pinSegments(files []store.Segment) (pinned []store.Segment, paths []string, unpin func(), err error) {
+	if runtime.GOOS != "linux" || len(files) == 0 {
+		return files, nil, func() {}, nil
+	}
+	open := make([]*os.File, 0, len(files))
+	unpin = func() {
+		for _, f := range open {
+			f.Close()
+		}
+	}
+	pinned = make([]store.Segment, len(files))
+	paths = make([]string, len(files))
+	for i, s := range files {
+		f, err := os.Open(s.Path)
+		if err != nil {
+			unpin()
+			return nil, nil, nil, err // gone since the listing (store.IsSegmentGone): list again
+		}
+		open = append(open, f)
+		pinned[i] = s
+		pinned[i].Path = fmt.Sprintf("/proc/self/fd/%d", f.Fd())
+		paths[i] = pinned[i].Path
+	}
+	return pinned, paths, unpin, nil
+}
+
+// namingSegments gives err with the pinned segments' paths in its text replaced by the
+// paths they were listed at.
+func namingSegments(err error, pins []string, listed []store.Segment) error {
+	order := make([]int, len(pins))
+	for i := range order {
+		order[i] = i
+	}
+	// Longest first: /proc/self/fd/15 before /proc/self/fd/1.
+	slices.SortFunc(order, func(a, b int) int { return len(pins[b]) - len(pins[a]) })
+	pairs := make([]string, 0, 2*len(pins))
+	for _, i := range order {
+		pairs = append(pairs, pins[i], listed[i].Path)
+	}
+	return renamed{err, strings.NewReplacer(pairs...).Replace(err.Error())}
+}
+
+// renamed is an error shown by another text, still unwrapping to the error.
+type renamed struct {
+	err  error
+	text string
+}
+
+func (r renamed) Error() string { return r.text }
+func (r renamed) Unwrap() error { return r.err }
 
 // install makes g the current snapshot and closes the one it replaces once the queries
 // reading it are done. Call with the rebuild lock held.

@@ -99,8 +99,9 @@ func SnapshotEvents(e *Engine) int64 {
 	return -1
 }
 
-// HoldFullBuilds makes every full build in the background wait before it starts, until
-// release is called or its engine closes, and returns release.
+// HoldFullBuilds makes every full build in the background (an engine's first is not held)
+// wait before it reads the store (after it listed it), until release is called or its
+// engine closes, and returns release.
 func HoldFullBuilds() (release func()) {
 	held := make(chan struct{})
 	hook := func(ctx context.Context) {

@@ -156,12 +156,20 @@ func CompactedFrom(ctx context.Context, db interface {
 		return nil, fmt.Errorf("read segment metadata: %w", err)
 	}
 	defer rows.Close()
+	names := make(map[string]string, len(segs)) // a segment may be read by another path (kpi's pinSegments)
+	for _, s := range segs {
+		names[s.Path] = s.Name
+	}
 	for rows.Next() {
 		var file, v string
 		if err := rows.Scan(&file, &v); err != nil {
 			return nil, fmt.Errorf("read segment metadata: %w", err)
 		}
-		out[filepath.Base(file)] = strings.Split(v, ",")
+		name, ok := names[file]
+		if !ok {
+			name = filepath.Base(file)
+		}
+		out[name] = strings.Split(v, ",")
 	}
 	return out, rows.Err()
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -91,11 +92,15 @@ func ListSegments(dir string) ([]Segment, error) {
 // IsSegmentGone reports whether a DuckDB read failed because a segment it was given was
 // retired (merged by compaction or dropped by retention) after ListSegments returned it.
 // Readers list again and retry. DuckDB words it as an IO error, differently before and
-// after it expanded the file list; other errors (a catalog error, a broken file) are not
-// a retired segment, and retrying them would only repeat them.
+// after it expanded the file list; a reader that opens segments itself gets
+// fs.ErrNotExist. Other errors (a catalog error, a broken file) are not a retired
+// segment, and retrying them would only repeat them.
 func IsSegmentGone(err error) bool {
 	if err == nil {
 		return false
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return true // opened by the reader itself
 	}
 	s := err.Error()
 	return strings.Contains(s, "IO Error") &&

@@ -111,6 +111,12 @@ func TestCompactMergesKeepsOrderAndRetires(t *testing.T) {
 		wantFrom[i] = s.Name
 	}
 	assert.Equal(t, map[string][]string{segs[0].Name: wantFrom}, from, "a segment the writer wrote merges nothing")
+	// Read by another path (as a full build reads pinned segments), it keeps its name.
+	link := filepath.Join(t.TempDir(), "other-path.parquet")
+	require.NoError(t, os.Symlink(segs[0].Path, link))
+	from, err = store.CompactedFrom(ctx, db, []store.Segment{{Name: segs[0].Name, Path: link}})
+	require.NoError(t, err)
+	assert.Equal(t, map[string][]string{segs[0].Name: wantFrom}, from)
 	assert.Equal(t, want, idsIn(t, dir))
 	retired, _ := os.ReadDir(filepath.Join(dir, store.RetiredDir))
 	assert.Len(t, retired, 5, "inputs wait in retired/ for readers that listed them")
