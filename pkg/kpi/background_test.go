@@ -2,6 +2,7 @@ package kpi_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -88,7 +89,7 @@ func TestIncrementsWhileFullBuildRuns(t *testing.T) {
 	beforeRetention := copyStore(t, src.Path)
 
 	// Retention rewrites the first segment without its first three days: a full build.
-	release := kpi.HoldFullBuilds()
+	release := kpi.HoldFullBuilds(nil)
 	t.Cleanup(release)
 	res, err := w.DropBefore(ctx, end.AddDate(0, 0, -7))
 	require.NoError(t, err)
@@ -121,7 +122,7 @@ func TestIncrementsWhileFullBuildRuns(t *testing.T) {
 
 	// Retention again, and once more while the build it starts runs: the build's own
 	// listing is then out of date when it ends, so another one follows it.
-	release = kpi.HoldFullBuilds()
+	release = kpi.HoldFullBuilds(nil)
 	t.Cleanup(release)
 	beforeRetention = copyStore(t, src.Path)
 	res, err = w.DropBefore(ctx, end.AddDate(0, 0, -6))
@@ -146,7 +147,7 @@ func TestIncrementsWhileFullBuildRuns(t *testing.T) {
 	// Growth past the increments' share: a full build; new segments meanwhile are
 	// increments again.
 	t.Cleanup(kpi.SetMaxIncrementalShare(0))
-	release = kpi.HoldFullBuilds()
+	release = kpi.HoldFullBuilds(nil)
 	t.Cleanup(release)
 	appendN(300)
 	require.NoError(t, kpi.Look(inc))
@@ -166,7 +167,7 @@ func TestIncrementsWhileFullBuildRuns(t *testing.T) {
 	compareWith("after the build for growth", src.Path)
 
 	// Closing the data source while a build runs stops it.
-	release = kpi.HoldFullBuilds()
+	release = kpi.HoldFullBuilds(nil)
 	t.Cleanup(release)
 	appendN(100)
 	require.NoError(t, kpi.Look(inc))
@@ -194,7 +195,7 @@ func TestFullBuildReadsSegmentsRetiredMeanwhile(t *testing.T) {
 	}
 	require.NoError(t, inc.Refresh(ctx))
 	t.Cleanup(kpi.SetMaxIncrementalShare(0))
-	release := kpi.HoldFullBuilds()
+	release := kpi.HoldFullBuilds(nil)
 	t.Cleanup(release)
 	for i := 0; i < 2; i++ { // an increment, then growth past the share
 		_, err := w.Append(ctx, all[:200], store.AppendOptions{})
@@ -234,4 +235,46 @@ func TestFullBuildReadsSegmentsRetiredMeanwhile(t *testing.T) {
 		`{"queryType":"table","metrics":["sent","delivered","read","clicks","conversions","revenue","reply_rate"],"groupBy":["campaign"],"limit":500}`,
 		`{"queryType":"table","metrics":["received","blocked","new_contacts","conversations","resolution_time"],"groupBy":["agent_id"],"limit":500}`,
 	}, end.AddDate(0, 0, -11), end.Add(time.Hour), full, inc)
+}
+
+// TestFailedBuildStaysInTheHealthCheck: a full build in the background fails while the
+// snapshot it would replace takes every new segment (so later looks find nothing to do).
+// Its error stays in Stats (the health check) until a build succeeds; an error of one look
+// goes with the next good look.
+func TestFailedBuildStaysInTheHealthCheck(t *testing.T) {
+	rng, end := seededRand(t), time.Date(2026, 3, 30, 13, 17, 0, 0, time.UTC)
+	all := demoEvents(t, rng, 2_000, 5, end)
+	w, _, inc := incrementalStore(t)
+	ctx := context.Background()
+	appendN := func(n int) {
+		t.Helper()
+		_, err := w.Append(ctx, all[:n], store.AppendOptions{})
+		require.NoError(t, err)
+		all = all[n:]
+	}
+	appendN(500)
+	require.NoError(t, inc.Refresh(ctx))
+	t.Cleanup(kpi.SetMaxIncrementalShare(0))
+	appendN(200)
+	require.NoError(t, kpi.Look(inc)) // an increment
+	release := kpi.HoldFullBuilds(errors.New("disk on fire"))
+	t.Cleanup(release)
+	appendN(200)
+	require.NoError(t, kpi.Look(inc)) // growth past the share: a build, held
+	require.True(t, kpi.FullBuildRunning(inc))
+	appendN(200)
+	require.NoError(t, kpi.Look(inc)) // taken while the build runs: the snapshot is current
+	release()
+	kpi.WaitFullBuild(inc) // the build failed
+	require.False(t, kpi.FullBuildRunning(inc))
+	require.NoError(t, kpi.Look(inc)) // nothing new in the store: a good look
+	_, err := inc.Stats(ctx)
+	require.ErrorContains(t, err, "disk on fire")
+	require.ErrorIs(t, err, kpi.ErrStore)
+
+	appendN(200) // a good build follows
+	require.NoError(t, inc.Refresh(ctx))
+	st, err := inc.Stats(ctx)
+	require.NoError(t, err, "a good build clears it")
+	require.Equal(t, 2, st.FullBuilds)
 }

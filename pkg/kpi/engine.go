@@ -69,7 +69,8 @@ type Stats struct {
 	// FullBuilds counts the full builds served since the engine opened.
 	FullBuilds int
 	// RebuildingSince is when the full build running in the background started (zero when
-	// none runs): the snapshot above serves, and takes new segments, until it is done.
+	// none runs): the snapshot above serves until it is done, taking new segments unless
+	// an increment failed.
 	RebuildingSince time.Time
 }
 
@@ -84,11 +85,15 @@ type Engine struct {
 	nextGen    int
 	fullBuilds int // served so far (Stats)
 	closed     atomic.Bool
-	staleErr   atomic.Pointer[error] // why the last look at the store could not rebuild
-	cache      *resultCache          // answers keyed by snapshot version (cache.go)
-	workDir    string                // private directory of the engine's DuckDB files
-	openMu     sync.Mutex
-	open       map[*sql.DB]string // every DuckDB instance open, with its spill directory (Close closes them)
+	// Why the store's changes are not served: the last look at the store failed (lookErr,
+	// cleared by the next good look), or the last full build in the background did
+	// (buildErr, cleared by a good build). The health check shows them.
+	lookErr  atomic.Pointer[error]
+	buildErr atomic.Pointer[error]
+	cache    *resultCache // answers keyed by snapshot version (cache.go)
+	workDir  string       // private directory of the engine's DuckDB files
+	openMu   sync.Mutex
+	open     map[*sql.DB]string // every DuckDB instance open, with its spill directory (Close closes them)
 
 	life       context.Context // builds run under it; Close cancels it
 	lifeCancel context.CancelFunc
@@ -335,7 +340,11 @@ func sqlList(items []string) string {
 func (e *Engine) Close() error {
 	e.closed.Store(true)
 	e.lifeCancel() // interrupts a build in progress
-	if p := e.pending.Load(); p != nil {
+	// A look in progress may still start a build; once it is done none starts (closed).
+	e.rebuild.Lock()
+	p := e.pending.Load()
+	e.rebuild.Unlock()
+	if p != nil {
 		<-p.done // it stops at its next statement and closes its instance
 	}
 	e.rebuild.Lock()
@@ -377,8 +386,10 @@ func (e *Engine) Stats(ctx context.Context) (Stats, error) {
 	if p := e.pending.Load(); p != nil {
 		st.RebuildingSince = p.started
 	}
-	if p := e.staleErr.Load(); p != nil {
-		return st, fmt.Errorf("queries answer from the snapshot built %s: %w", g.stats.BuiltAt.UTC().Format(time.RFC3339), *p)
+	for _, p := range []*error{e.buildErr.Load(), e.lookErr.Load()} {
+		if p != nil {
+			return st, fmt.Errorf("queries answer from the snapshot built %s: %w", g.stats.BuiltAt.UTC().Format(time.RFC3339), *p)
+		}
 	}
 	return st, nil
 }
@@ -496,22 +507,20 @@ func (e *Engine) maybeRebuild(ctx context.Context) error {
 	}
 	switch {
 	case err == nil:
-		if e.pending.Load() == nil { // a build in the background reports for itself
-			e.staleErr.Store(nil)
-		}
+		e.lookErr.Store(nil)
 	case ctx.Err() == nil:
-		err = e.setStale(err)
+		err = storeError(err)
+		e.lookErr.Store(&err)
 	}
 	return err
 }
 
-// setStale records why the store's changes could not be applied (the snapshot before them
-// keeps serving; the health check shows it), and returns it in the terms users see.
-func (e *Engine) setStale(err error) error {
+// storeError gives why the store's changes could not be applied (the snapshot before them
+// keeps serving) in the terms users see.
+func storeError(err error) error {
 	if !errors.Is(err, ErrBuildMemory) {
 		err = fmt.Errorf("%w: %w", ErrStore, err)
 	}
-	e.staleErr.Store(&err)
 	return err
 }
 
@@ -582,19 +591,27 @@ func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 			// the new segments when it can (a build takes minutes to hours on a large store).
 			if p.follow {
 				var next *generation
-				if next, _, err = e.tryIncrement(ctx, old, files, version, true); next != nil {
+				next, p.follow, err = e.tryIncrement(ctx, old, files, version, true)
+				if next != nil {
 					e.serve(next)
 				}
 			}
 			return err
 		}
-		var next *generation
-		if next, follow, err = e.tryIncrement(ctx, old, files, version, false); next != nil || err != nil {
-			if next != nil {
-				e.serve(next)
+		if old != nil && old.stale {
+			follow = true // it holds events the store no longer has: only a full build helps
+		} else {
+			var next *generation
+			if next, follow, err = e.tryIncrement(ctx, old, files, version, false); next != nil || err != nil {
+				if next != nil {
+					e.serve(next)
+				}
+				return err
 			}
-			return err
 		}
+	}
+	if e.closed.Load() {
+		return errors.New("data source is closed")
 	}
 	// A full build gets a DuckDB file and instance of its own, with the build's memory
 	// limit; queries go on reading the previous snapshot's instance meanwhile.
@@ -611,7 +628,7 @@ func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 	}
 	p := &fullBuild{done: make(chan struct{}), started: time.Now(), follow: follow}
 	e.pending.Store(p)
-	go e.buildInBackground(p, g, files)
+	go e.buildInBackground(p, g, files, follow)
 	return nil
 }
 
@@ -620,18 +637,18 @@ type fullBuild struct {
 	done    chan struct{} // closed once it is installed or has failed
 	started time.Time
 	// follow: the current snapshot takes appended segments as increments meanwhile, also
-	// across retention's rewrites (listingChange). Not when an increment failed: the build
-	// is what decides about it.
+	// across retention's rewrites (listingChange). Not once an increment failed: the build
+	// is what decides about it. Read and written under the rebuild lock.
 	follow bool
 }
 
 // buildInBackground runs a full build under the engine's life and installs it (under
-// the rebuild lock, so never in the middle of an increment of the snapshot it replaces).
-// The next look applies the segments that arrived during the build to it.
-func (e *Engine) buildInBackground(p *fullBuild, g *generation, files []store.Segment) {
+// the rebuild lock, so never in the middle of an increment of the snapshot it replaces),
+// after applying the segments appended since its listing (catchUp).
+func (e *Engine) buildInBackground(p *fullBuild, g *generation, files []store.Segment, follow bool) {
 	defer close(p.done)
 	start := time.Now()
-	log.DefaultLogger.Info("rebuilding the facts in full in the background", "segments", len(files), "follow", p.follow)
+	log.DefaultLogger.Info("rebuilding the facts in full in the background", "segments", len(files), "follow", follow)
 	err := e.fullBuild(e.life, g, files)
 	e.rebuild.Lock()
 	defer e.rebuild.Unlock()
@@ -642,38 +659,44 @@ func (e *Engine) buildInBackground(p *fullBuild, g *generation, files []store.Se
 	case err == nil:
 		g = e.catchUp(g)
 		e.install(g)
-		e.staleErr.Store(nil)
+		e.buildErr.Store(nil)
 		log.DefaultLogger.Info("full build done", "events", g.stats.Events, "took", time.Since(start))
 	case e.life.Err() != nil:
 	case store.IsSegmentGone(err):
 		// Retired by compaction since the listing: the next look lists again and starts over.
 		log.DefaultLogger.Info("full build restarts: a segment was merged while it read the store", "error", err)
 	default:
-		err = e.setStale(err)
+		err = storeError(err)
+		e.buildErr.Store(&err)
 		log.DefaultLogger.Error("full build failed; the previous snapshot keeps serving", "error", err)
 	}
 }
 
 // catchUp applies the segments appended since g's listing to g before it is served: the
 // snapshot it replaces took them meanwhile, and a panel's counts must not go back. When
-// that cannot be done (the store changed otherwise), g is served as it is and the next
-// look decides.
+// that cannot be done (the increment fails), g is served as it is and the next look
+// decides: the counts then go back until it has.
 func (e *Engine) catchUp(g *generation) *generation {
 	if e.opts.Source == nil || e.opts.Source.Kind != store.KindDir {
 		return g
 	}
-	files, err := e.opts.Source.Files()
-	if err != nil {
-		return g
-	}
-	version := store.Version(files, string(e.opts.Source.Kind))
-	if version == g.version {
-		return g
-	}
-	if next, _, err := e.tryIncrement(e.life, g, files, version, true); next != nil {
-		return next
-	} else if err != nil {
-		log.DefaultLogger.Info("the new snapshot takes the latest segments at the next look", "error", err)
+	for attempt := 0; attempt < 3; attempt++ {
+		files, err := e.opts.Source.Files()
+		if err != nil {
+			return g
+		}
+		version := store.Version(files, string(e.opts.Source.Kind))
+		if version == g.version {
+			return g
+		}
+		next, _, err := e.tryIncrement(e.life, g, files, version, true)
+		if next != nil {
+			return next
+		}
+		if !store.IsSegmentGone(err) { // gone: merged since the listing, list again
+			log.DefaultLogger.Warn("the new snapshot could not take the latest segments before serving", "error", err)
+			return g
+		}
 	}
 	return g
 }
@@ -686,7 +709,7 @@ func (e *Engine) serve(g *generation) {
 
 // fullBuildHook, when set (tests), runs in each full build in the background (not the
 // first) before it reads the store.
-var fullBuildHook atomic.Pointer[func(ctx context.Context)]
+var fullBuildHook atomic.Pointer[func(ctx context.Context) error]
 
 // fullBuild builds generation g from files in a DuckDB file and instance of its own, with
 // the build's memory limit, then opens that file again with the serving limit for g.
@@ -703,7 +726,9 @@ func (e *Engine) fullBuild(ctx context.Context, g *generation, files []store.Seg
 		}
 	}()
 	if hook := fullBuildHook.Load(); hook != nil && e.cur.Load() != nil {
-		(*hook)(ctx)
+		if err := (*hook)(ctx); err != nil {
+			return err
+		}
 	}
 	bdb, err := e.openDB(g.path, e.opts.BuildMemoryLimitMB, "spill-build-"+g.schema, pins...)
 	if err != nil {
@@ -713,7 +738,7 @@ func (e *Engine) fullBuild(ctx context.Context, g *generation, files []store.Seg
 		// What the files hold, for increments across compaction (listingChange).
 		conn, err := bdb.Conn(ctx)
 		if err == nil {
-			g.base, _, g.merged, err = expandListing(ctx, conn, files, nil, func(store.Segment) bool { return false })
+			g.base, _, g.merged, err = expandListing(ctx, conn, files, nil, func(store.Segment) bool { return false }, nil)
 			conn.Close()
 		}
 		if err != nil {

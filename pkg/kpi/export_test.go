@@ -101,14 +101,15 @@ func SnapshotEvents(e *Engine) int64 {
 
 // HoldFullBuilds makes every full build in the background (an engine's first is not held)
 // wait before it reads the store (after it listed it), until release is called or its
-// engine closes, and returns release.
-func HoldFullBuilds() (release func()) {
+// engine closes, and then fail with err if it is not nil. It returns release.
+func HoldFullBuilds(err error) (release func()) {
 	held := make(chan struct{})
-	hook := func(ctx context.Context) {
+	hook := func(ctx context.Context) error {
 		select {
 		case <-held:
 		case <-ctx.Done():
 		}
+		return err
 	}
 	fullBuildHook.Store(&hook)
 	var once sync.Once

@@ -55,8 +55,9 @@ var maxIncrementalShare = 0.25
 // expandListing gives the base segments of files, in order, each once (an input still
 // listed beside its merge adds nothing); ends[i], how many of them files[:i+1] hold; and
 // the inputs of each merge among files, as base segments. Merges in known are not read
-// again, nor files plain says are not merges.
-func expandListing(ctx context.Context, conn *sql.Conn, files []store.Segment, known map[string][]string, plain func(store.Segment) bool) (base []string, ends []int, merged map[string][]string, err error) {
+// again, nor files plain says are not merges. norm, if set, maps every base segment's
+// name (listingChange's stale mode: a rewrite stands for its original).
+func expandListing(ctx context.Context, conn *sql.Conn, files []store.Segment, known map[string][]string, plain func(store.Segment) bool, norm func(string) string) (base []string, ends []int, merged map[string][]string, err error) {
 	var unknown []store.Segment
 	for _, f := range files {
 		if _, ok := known[f.Name]; !ok && !plain(f) {
@@ -87,6 +88,9 @@ func expandListing(ctx context.Context, conn *sql.Conn, files []store.Segment, k
 			merged[f.Name] = names
 		}
 		for _, n := range names {
+			if norm != nil {
+				n = norm(n)
+			}
 			if !seen[n] {
 				seen[n] = true
 				base = append(base, n)
@@ -123,7 +127,9 @@ func listingChange(ctx context.Context, conn *sql.Conn, g *generation, now []sto
 		_, ok := stored[f.Name]
 		return ok
 	}
+	var norm func(string) string
 	if stale {
+		norm = store.RetentionOriginal
 		// A rewrite stands for the segment it replaces: named so, its events are among
 		// the snapshot's when the original's are.
 		listed = slices.Clone(now)
@@ -136,7 +142,7 @@ func listingChange(ctx context.Context, conn *sql.Conn, g *generation, now []sto
 		}
 		plain = func(f store.Segment) bool { return held[f.Name] }
 	}
-	base, ends, merged, err := expandListing(ctx, conn, listed, g.merged, plain)
+	base, ends, merged, err := expandListing(ctx, conn, listed, g.merged, plain, norm)
 	if err != nil {
 		return nil, nil, nil, false, err
 	}

@@ -57,6 +57,8 @@ func (w *Writer) DropBefore(ctx context.Context, cutoff time.Time) (RetentionRes
 			continue
 		}
 		if old < total {
+			// The rewrite carries no blueticks_compacted_from, even of a merge: readers would
+			// take it for a rename of the merge's inputs, and it holds fewer events.
 			name := rewriteName(s.Name, time.Now())
 			tmp := filepath.Join(w.dir, TmpDir, name)
 			copySQL := fmt.Sprintf(`COPY (SELECT %s FROM read_parquet(%s, file_row_number=true) WHERE ts >= ?
