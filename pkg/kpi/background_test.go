@@ -15,25 +15,20 @@ import (
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/store"
 )
 
-// copyStore copies a store directory's segments into a new store directory (a reference
-// store for a full build to compare with).
+// copyStore makes a new store directory of a store directory's segments (linkSegments),
+// a reference store for a full build to compare with.
 func copyStore(t *testing.T, dir string) string {
 	t.Helper()
 	out := t.TempDir()
-	require.NoError(t, store.Init(out))
 	segs, err := store.ListSegments(dir)
 	require.NoError(t, err)
-	for _, s := range segs {
-		copySegment(t, s, out)
-	}
+	require.NoError(t, linkSegments(segs, out))
 	return out
 }
 
 func copySegment(t *testing.T, s store.Segment, storeDir string) {
 	t.Helper()
-	data, err := os.ReadFile(s.Path)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(storeDir, store.SegmentsDir, s.Name), data, 0o644))
+	require.NoError(t, linkSegments([]store.Segment{s}, storeDir))
 }
 
 // TestIncrementsWhileFullBuildRuns: a full build (after retention rewrote segments, or
