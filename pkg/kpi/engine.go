@@ -68,6 +68,9 @@ type Stats struct {
 	Increments int
 	// FullBuilds counts the full builds served since the engine opened.
 	FullBuilds int
+	// BuildPeakRSSMB is the peak resident memory of the child process that built the
+	// facts in full (buildprocess.go); 0 when the build ran in this process.
+	BuildPeakRSSMB int64
 	// RebuildingSince is when the full build running in the background started (zero when
 	// none runs): the snapshot above serves until it is done, taking new segments unless
 	// an increment failed.
@@ -102,6 +105,8 @@ type Engine struct {
 	// pending is the full build running in the background, if any: the current snapshot
 	// serves (and takes increments, when it can) until it is done.
 	pending atomic.Pointer[fullBuild]
+	// childBuilds: full builds run in a child process (buildprocess.go).
+	childBuilds bool
 }
 
 // generation is one snapshot of the store's facts, in its own schema of its own DuckDB
@@ -170,7 +175,8 @@ func New(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine work directory: %w", err)
 	}
-	e := &Engine{opts: opts, workDir: workDir, cache: newResultCache(cacheEntries), open: map[*sql.DB]string{}}
+	e := &Engine{opts: opts, workDir: workDir, cache: newResultCache(cacheEntries), open: map[*sql.DB]string{},
+		childBuilds: buildProcessReady.Load()}
 	e.life, e.lifeCancel = context.WithCancel(context.Background())
 	go e.watch()
 	return e, nil
@@ -518,7 +524,7 @@ func (e *Engine) maybeRebuild(ctx context.Context) error {
 // storeError gives why the store's changes could not be applied (the snapshot before them
 // keeps serving) in the terms users see.
 func storeError(err error) error {
-	if !errors.Is(err, ErrBuildMemory) {
+	if !errors.Is(err, ErrBuildMemory) && !errors.Is(err, ErrBuildKilled) {
 		err = fmt.Errorf("%w: %w", ErrStore, err)
 	}
 	return err
@@ -711,25 +717,47 @@ func (e *Engine) serve(g *generation) {
 // first) before it reads the store.
 var fullBuildHook atomic.Pointer[func(ctx context.Context) error]
 
-// fullBuild builds generation g from files in a DuckDB file and instance of its own, with
-// the build's memory limit, then opens that file again with the serving limit for g.
+// fullBuild builds generation g from files in a DuckDB file of its own, with the build's
+// memory limit (in a child process when the executable can run one: buildprocess.go),
+// then opens that file with the serving limit for g.
 func (e *Engine) fullBuild(ctx context.Context, g *generation, files []store.Segment) (err error) {
 	listed := files
-	files, pins, unpin, err := pinSegments(files)
+	files, pins, opened, unpin, err := pinSegments(files)
 	if err != nil {
 		return err
 	}
 	defer unpin()
-	defer func() {
-		if err != nil && len(pins) > 0 {
-			err = namingSegments(err, pins, listed) // a broken segment is named by its path
-		}
-	}()
 	if hook := fullBuildHook.Load(); hook != nil && e.cur.Load() != nil {
 		if err := (*hook)(ctx); err != nil {
 			return err
 		}
 	}
+	if e.childBuilds {
+		pins, err = e.buildInChild(ctx, g, files, opened)
+	} else {
+		err = e.buildFile(ctx, g, files, pins)
+	}
+	if err != nil {
+		if len(pins) > 0 {
+			err = namingSegments(err, pins, listed) // a broken segment is named by its path
+		}
+		return err
+	}
+	if g.db, err = e.openDB(g.path, e.opts.MemoryLimitMB, "spill-"+g.schema); err != nil {
+		removeDBFiles(g.path)
+		return err
+	}
+	g.stmts = newStmtCache(g.db)
+	return nil
+}
+
+// buildFile builds generation g's facts into the DuckDB file g.path in an instance of its
+// own with the build's memory limit, reading files (pins: the extra paths they are read
+// by), and closes it: serving opens the file again, so the build's memory (its buffers,
+// hash tables and sort runs, and what the allocator kept of them) is given back even when
+// the limits are equal (RSS 360 → 110 MB after a 10M build at 256 MB). It sets g's
+// listing (base, merged) and statistics.
+func (e *Engine) buildFile(ctx context.Context, g *generation, files []store.Segment, pins []string) error {
 	bdb, err := e.openDB(g.path, e.opts.BuildMemoryLimitMB, "spill-build-"+g.schema, pins...)
 	if err != nil {
 		return err
@@ -750,18 +778,10 @@ func (e *Engine) fullBuild(ctx context.Context, g *generation, files []store.Seg
 		_ = e.closeDB(bdb, g.path, true)
 		return e.buildError(err)
 	}
-	// Serve from a fresh instance with the serving limit, even when the limits are equal:
-	// closing the build's gives its memory back (its buffers, hash tables and sort runs,
-	// and what the allocator kept of them: RSS 360 → 110 MB after a 10M build at 256 MB).
 	if err := e.closeDB(bdb, g.path, false); err != nil {
 		removeDBFiles(g.path)
 		return err
 	}
-	if g.db, err = e.openDB(g.path, e.opts.MemoryLimitMB, "spill-"+g.schema); err != nil {
-		removeDBFiles(g.path)
-		return err
-	}
-	g.stmts = newStmtCache(g.db)
 	return nil
 }
 
@@ -769,13 +789,13 @@ func (e *Engine) fullBuild(ctx context.Context, g *generation, files []store.Seg
 // that reach the open files (/proc/self/fd/N, also the only extra paths the build's
 // sandbox allows): compaction and retention retire segments while a build of a large
 // store reads for minutes, and a scan that reached a retired segment would make the build
-// start over (and under steady traffic, again and again). Elsewhere than on Linux the
+// start over (and under steady traffic, again and again). Without /proc (procFDs) the
 // segments are read where they are listed.
-func pinSegments(files []store.Segment) (pinned []store.Segment, paths []string, unpin func(), err error) {
-	if runtime.GOOS != "linux" || len(files) == 0 {
-		return files, nil, func() {}, nil
+func pinSegments(files []store.Segment) (pinned []store.Segment, paths []string, open []*os.File, unpin func(), err error) {
+	if len(files) == 0 || !procFDs() {
+		return files, nil, nil, func() {}, nil
 	}
-	open := make([]*os.File, 0, len(files))
+	open = make([]*os.File, 0, len(files))
 	unpin = func() {
 		for _, f := range open {
 			f.Close()
@@ -787,15 +807,25 @@ func pinSegments(files []store.Segment) (pinned []store.Segment, paths []string,
 		f, err := os.Open(s.Path)
 		if err != nil {
 			unpin()
-			return nil, nil, nil, err // gone since the listing (store.IsSegmentGone): list again
+			return nil, nil, nil, nil, err // gone since the listing (store.IsSegmentGone): list again
 		}
 		open = append(open, f)
 		pinned[i] = s
 		pinned[i].Path = fmt.Sprintf("/proc/self/fd/%d", f.Fd())
 		paths[i] = pinned[i].Path
 	}
-	return pinned, paths, unpin, nil
+	return pinned, paths, open, unpin, nil
 }
+
+// procFDs says whether open files can be read by path through /proc/self/fd: on Linux,
+// where /proc is mounted (not in a chroot or an empty container root without it).
+var procFDs = sync.OnceValue(func() bool {
+	if runtime.GOOS != "linux" {
+		return false
+	}
+	_, err := os.Stat("/proc/self/fd")
+	return err == nil
+})
 
 // namingSegments gives err with the pinned segments' paths in its text replaced by the
 // paths they were listed at.

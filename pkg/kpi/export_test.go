@@ -134,3 +134,20 @@ func WaitFullBuild(e *Engine) {
 		<-p.done
 	}
 }
+
+// OnBuildProcess calls f with the pid of every full build's child process as soon as it
+// has started (before anything waits for it), until the returned function is called.
+func OnBuildProcess(f func(pid int)) (stop func()) {
+	buildProcessHook.Store(&f)
+	return func() { buildProcessHook.Store(nil) }
+}
+
+// BuildInProcess makes e run its full builds in its own process (as the CLI does, and
+// every executable that did not call BuildProcessMain). Call it before e's first build.
+func BuildInProcess(e *Engine) { e.childBuilds = false }
+
+// BuildsInChild says whether e runs its full builds in a child process.
+func BuildsInChild(e *Engine) bool { return e.childBuilds }
+
+// WorkDir is e's private directory of DuckDB files and spill.
+func WorkDir(e *Engine) string { return e.workDir }

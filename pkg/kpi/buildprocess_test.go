@@ -1,0 +1,195 @@
+package kpi_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/kpi"
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/store"
+)
+
+// buildProcessStore writes n demo events over 10 days before end, in segs segments.
+func buildProcessStore(t *testing.T, n, segs int, end time.Time) (*store.Writer, *store.Source) {
+	t.Helper()
+	all := demoEvents(t, seededRand(t), n, 10, end)
+	dir := t.TempDir()
+	w, err := store.OpenWriter(dir)
+	require.NoError(t, err)
+	t.Cleanup(func() { w.Close() })
+	for i := 0; i < segs; i++ {
+		_, err := w.Append(context.Background(), all[i*len(all)/segs:(i+1)*len(all)/segs], store.AppendOptions{})
+		require.NoError(t, err)
+	}
+	src, err := store.OpenSource(dir)
+	require.NoError(t, err)
+	return w, src
+}
+
+// niceOf reads a process's nice value (field 19 of /proc/<pid>/stat).
+func niceOf(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	require.NoError(t, err)
+	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:])) // from field 3
+	n, err := strconv.Atoi(fields[19-3])
+	require.NoError(t, err)
+	return n
+}
+
+// TestBuildProcessMatchesInProcess: the facts a child process builds (what the plugin
+// does) answer exactly as those built in the process (what the CLI does), with the
+// listing increments need: a segment appended afterwards is taken by both alike.
+func TestBuildProcessMatchesInProcess(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("full builds run in a child process only on Linux")
+	}
+	end := time.Date(2026, 3, 30, 13, 17, 0, 0, time.UTC)
+	w, src := buildProcessStore(t, 20_000, 3, end)
+	ctx := context.Background()
+	child, err := kpi.New(kpi.Options{Source: src, Threads: 2})
+	require.NoError(t, err)
+	defer child.Close()
+	require.True(t, kpi.BuildsInChild(child), "TestMain called BuildProcessMain")
+	inProc, err := kpi.New(kpi.Options{Source: src, Threads: 2})
+	require.NoError(t, err)
+	defer inProc.Close()
+	kpi.BuildInProcess(inProc)
+
+	var pids []int
+	nice := -1
+	defer kpi.OnBuildProcess(func(pid int) { pids, nice = append(pids, pid), niceOf(t, pid) })()
+	require.NoError(t, child.Refresh(ctx))
+	require.Len(t, pids, 1, "one build, in a child process")
+	require.NotEqual(t, os.Getpid(), pids[0])
+	assert.Equal(t, 0, nice, "the first build, which queries wait for, runs at the plugin's priority")
+	require.NoError(t, inProc.Refresh(ctx))
+	require.Len(t, pids, 1, "the in-process engine started no child")
+
+	queries := []string{
+		`{"queryType":"table","metrics":["sent","delivered","read","clicks","conversions","revenue","reply_rate"],"groupBy":["campaign"],"limit":500}`,
+		`{"queryType":"table","metrics":["received","blocked","new_contacts","conversations","resolution_time","response_time"],"groupBy":["agent_id"],"limit":500}`,
+		`{"queryType":"timeseries","metrics":["sent","delivery_rate","block_rate","active_contacts"],"bucket":"1d"}`,
+	}
+	from, to := end.AddDate(0, 0, -11), end.Add(time.Hour)
+	a, err := child.Stats(ctx)
+	require.NoError(t, err)
+	b, err := inProc.Stats(ctx)
+	require.NoError(t, err)
+	require.Greater(t, a.Events, int64(15_000))
+	require.Equal(t, b.Events, a.Events)
+	require.Equal(t, b.MinTS, a.MinTS)
+	require.Equal(t, b.MaxTS, a.MaxTS)
+	require.Equal(t, b.Files, a.Files)
+	require.Equal(t, b.Version, a.Version)
+	requireSameAnswers(t, "after the build: ", queries, from, to, inProc, child)
+
+	// The child's listing of what the segments hold lets the snapshot take the next one.
+	_, err = w.Append(ctx, demoEvents(t, seededRand(t), 2_000, 2, end), store.AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, child.Refresh(ctx))
+	require.NoError(t, inProc.Refresh(ctx))
+	a, err = child.Stats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, a.Increments, "taken as an increment, not built again")
+	require.Len(t, pids, 1)
+	requireSameAnswers(t, "after an increment: ", queries, from, to, inProc, child)
+}
+
+// TestKilledBuildProcess: a build's child process runs below the plugin's priority; when
+// it is killed (the kernel's out-of-memory killer, say) the snapshot before it keeps
+// serving, the health check says what happened, nothing of the build is left on disk, and
+// the next build succeeds. Close kills a build in progress.
+func TestKilledBuildProcess(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("full builds run in a child process only on Linux")
+	}
+	end := time.Date(2026, 3, 30, 13, 17, 0, 0, time.UTC)
+	w, src := buildProcessStore(t, 20_000, 2, end)
+	ctx := context.Background()
+	e, err := kpi.New(kpi.Options{Source: src, Threads: 2, CheckEvery: time.Hour})
+	require.NoError(t, err)
+	defer e.Close()
+	require.NoError(t, e.Refresh(ctx))
+	before, err := e.Stats(ctx)
+	require.NoError(t, err)
+	work := kpi.WorkDir(e)
+
+	assert.Greater(t, before.BuildPeakRSSMB, int64(20), "the child process's peak memory")
+	assert.Less(t, before.BuildPeakRSSMB, int64(2000))
+
+	// Growing past the share of increments builds in full: the look after next does, and
+	// its child process is killed as it starts.
+	defer kpi.SetMaxIncrementalShare(0)()
+	grow := func() {
+		t.Helper()
+		_, err = w.Append(ctx, demoEvents(t, seededRand(t), 500, 1, end), store.AppendOptions{})
+		require.NoError(t, err)
+	}
+	grow()
+	require.NoError(t, kpi.Look(e))
+	require.False(t, kpi.FullBuildRunning(e), "the first increment is taken")
+	filesBefore, err := os.ReadDir(work)
+	require.NoError(t, err)
+	grow()
+	nice := -1
+	stop := kpi.OnBuildProcess(func(pid int) {
+		nice = niceOf(t, pid)
+		require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	})
+	require.NoError(t, kpi.Look(e))
+	kpi.WaitFullBuild(e)
+	stop()
+	assert.Equal(t, 10, nice, "a build in the background runs below the serving process's priority")
+	st, err := e.Stats(ctx)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, kpi.ErrBuildKilled)
+	assert.NotErrorIs(t, err, kpi.ErrStore, "not the store's fault")
+	assert.Contains(t, err.Error(), "the process building the facts was killed (signal: killed)")
+	assert.Contains(t, err.Error(), "lower buildMemoryLimitMB or give the machine more memory")
+	assert.GreaterOrEqual(t, st.Events, before.Events, "the snapshot before it serves")
+	after, err := os.ReadDir(work)
+	require.NoError(t, err)
+	assert.Equal(t, names(filesBefore), names(after), "nothing of the killed build is left in the work directory")
+
+	// The next build succeeds and clears the error.
+	require.NoError(t, kpi.Look(e))
+	kpi.WaitFullBuild(e)
+	st, err = e.Stats(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, before.FullBuilds+1, st.FullBuilds)
+	assert.Greater(t, st.Events, before.Events)
+
+	// Close kills a build in progress and waits for it.
+	grow()
+	require.NoError(t, kpi.Look(e))
+	grow()
+	pids := make(chan int, 1)
+	defer kpi.OnBuildProcess(func(pid int) { pids <- pid })()
+	require.NoError(t, kpi.Look(e))
+	pid := <-pids
+	require.NoError(t, e.Close())
+	assert.True(t, errors.Is(syscall.Kill(pid, 0), syscall.ESRCH), "the build's child process is gone")
+	_, err = os.Stat(work)
+	assert.True(t, os.IsNotExist(err), "the work directory is removed")
+}
+
+func names(entries []os.DirEntry) []string {
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+var _ = filepath.Join

@@ -1,0 +1,15 @@
+package kpi_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/kpi"
+)
+
+// TestMain lets the test binary run full builds in a child process, as the plugin does
+// (kpi.BuildProcessMain): the tests check the path users run.
+func TestMain(m *testing.M) {
+	kpi.BuildProcessMain()
+	os.Exit(m.Run())
+}
