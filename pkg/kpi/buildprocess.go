@@ -32,25 +32,31 @@ import (
 //   - memory: a build's peak (1.96 GB at 100M events, most of it memory DuckDB does not
 //     count against its limit) is the child's, and all of it goes back to the system when
 //     the child exits; the serving process stays at its serving size;
-//   - isolation: a build the kernel kills for memory takes the child, not the plugin;
+//   - isolation: the child asks to be the kernel's first pick when memory runs out, and a
+//     build killed that way leaves the plugin serving;
 //   - priority: a build in the background runs at nice buildNice, so the increments that
 //     keep new events visible meanwhile get the CPUs first (docs/BENCHMARKS.md).
 //
 // The request and the result are JSON on the child's stdin and stdout; its stderr is the
-// parent's (Grafana reads the plugin's log lines there). The segments the build lists are
+// parent's original one (logOutput), where Grafana reads the plugin's log lines. The segments the build lists are
 // opened by the parent (pinSegments) and passed as inherited files, read by the child
 // through /proc/self/fd, so compaction retiring one meanwhile changes nothing.
 
 // buildProcessEnv marks the child process of a full build.
 const buildProcessEnv = "BLUETICKS_BUILD_PROCESS"
 
-// buildNice is the nice value of a build in the background: below the serving process's
-// priority. The first build, which queries wait for, runs at the plugin's.
+// buildNice is how much lower than the plugin's a build in the background runs (nice
+// values add up to 19). The first build, which queries wait for, runs at the plugin's.
 const buildNice = 10
 
 // buildProcessReady: this executable called BuildProcessMain, so it can be started again
 // as a build's child process. Engines opened after that build in children.
 var buildProcessReady atomic.Bool
+
+// logOutput is the process's standard error as it started: the child's log lines go there.
+// (In the plugin, go-plugin later replaces os.Stderr with a pipe Grafana discards; the
+// SDK's logger, and Grafana with it, reads the original.)
+var logOutput = os.Stderr
 
 // BuildProcessMain must be the first call in main of an executable whose engines should
 // build their facts in a child process (the plugin's). In that child process it builds and
@@ -65,6 +71,10 @@ func BuildProcessMain() {
 	}
 	os.Exit(runBuildProcess(os.Stdin, os.Stdout))
 }
+
+// buildProcessExe is what a build's child process runs: this very binary, even when an
+// upgrade replaced the file since it started.
+var buildProcessExe = "/proc/self/exe"
 
 // buildProcessHook, when set (tests), is called with the pid of each build's child
 // process as soon as it has started.
@@ -90,7 +100,8 @@ type buildRequest struct {
 type buildResult struct {
 	Base   []string
 	Merged map[string][]string
-	Stats  Stats
+	Stats  Stats // its times travel as wireTimes: JSON has no times past year 9999
+	Times  wireTimes
 	Error  string
 	Memory bool          // the error is ErrBuildMemory's
 	DuckDB *duckdb.Error // DuckDB's error inside it, if any (callers may look at its type)
@@ -101,6 +112,9 @@ type buildResult struct {
 func runBuildProcess(in io.Reader, out io.Writer) int {
 	var req buildRequest
 	nameProcess("blueticks-build") // what top shows, instead of "exe"
+	// When memory runs out, the kernel should pick the build rather than the plugin or
+	// Grafana beside it (raising one's own score needs no privilege).
+	_ = os.WriteFile("/proc/self/oom_score_adj", []byte("500"), 0)
 	if err := json.NewDecoder(in).Decode(&req); err != nil {
 		fmt.Fprintf(os.Stderr, "blueticks build process: read the request: %v\n", err)
 		return 2
@@ -129,6 +143,7 @@ func runBuildProcess(in io.Reader, out io.Writer) int {
 	} else {
 		res.Base, res.Merged, res.Stats = g.base, g.merged, g.stats
 		res.Stats.BuildPeakRSSMB = selfPeakRSSMB()
+		res.Times = toWire(&res.Stats)
 	}
 	if err := json.NewEncoder(out).Encode(res); err != nil {
 		fmt.Fprintf(os.Stderr, "blueticks build process: write the result: %v\n", err)
@@ -154,13 +169,23 @@ func selfPeakRSSMB() int64 {
 	return 0
 }
 
-// ErrBuildKilled marks a full build whose child process was killed by a signal it did not
-// expect (most often the kernel's, for memory).
+// ErrBuildKilled marks a full build whose child process was killed (SIGKILL, which the
+// plugin sends only when it closes: most often the kernel's, for memory).
 var ErrBuildKilled = errors.New("the process building the facts was killed")
 
-// buildInChild runs buildFile for g in a child process, reading files through opened (the
-// pinned segments, inherited as its files 3, 4, ...). It returns the paths the child read
-// the segments by (for namingSegments).
+// ErrBuildProcess marks a full build whose child process failed otherwise: it crashed, or
+// ended without an answer. The plugin's fault, not the store's.
+var ErrBuildProcess = errors.New("the process building the facts failed")
+
+// killedBy says whether a process ended by signal sig.
+func killedBy(exit *exec.ExitError, sig syscall.Signal) bool {
+	ws, ok := exit.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == sig
+}
+
+// buildInChild runs buildFile for g in a child process, reading files (pinned: read by
+// this process's /proc/self/fd paths) through opened, inherited as its files 3, 4, ... It
+// returns the paths the segments were read by (for namingSegments).
 func (e *Engine) buildInChild(ctx context.Context, g *generation, files []store.Segment, opened []*os.File) ([]string, error) {
 	req := buildRequest{Source: e.opts.Source, Demo: e.opts.Demo, DemoEnd: g.demoEnd,
 		BuildMemoryLimitMB: e.opts.BuildMemoryLimitMB, Threads: e.opts.Threads, NoRollups: e.opts.NoRollups,
@@ -177,24 +202,36 @@ func (e *Engine) buildInChild(ctx context.Context, g *generation, files []store.
 		return nil, err
 	}
 	var stdout bytes.Buffer
-	// /proc/self/exe: this very binary, even when an upgrade replaced the file since.
-	cmd := exec.Command("/proc/self/exe")
+	cmd := exec.Command(buildProcessExe)
 	cmd.Args = []string{os.Args[0], "--blueticks-build-facts"} // what ps shows; the child reads only its environment
 	cmd.Env = append(os.Environ(), buildProcessEnv+"=1")
 	cmd.Stdin = bytes.NewReader(body)
 	cmd.Stdout = &stdout
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = logOutput
 	cmd.ExtraFiles = opened
 	start := time.Now()
 	done := make(chan error, 1)
 	started := make(chan error, 1)
-	nice := 0
+	nice := 0 // added to the plugin's own
 	if e.cur.Load() != nil {
 		nice = buildNice
 	}
 	go runNiced(cmd, nice, started, done)
 	if err := <-started; err != nil {
-		return nil, fmt.Errorf("start the build process: %w", err)
+		// Cannot start a process here (seccomp, a process limit, a noexec mount): build in
+		// this process rather than not at all.
+		log.DefaultLogger.Warn("cannot start a process to build the facts; building them in the plugin's process", "error", err)
+		own := make([]string, len(files)) // files are read through this process's descriptors
+		for i, f := range files {
+			own[i] = f.Path
+		}
+		return own, e.buildFile(ctx, g, files, own)
+	}
+	failed := func(err error) ([]string, error) {
+		// The child removes what it wrote when it fails, unless it could not.
+		removeDBFiles(g.path)
+		_ = os.RemoveAll(filepath.Join(e.workDir, "spill-build-"+g.schema))
+		return pins, err
 	}
 	var waitErr error
 	select {
@@ -202,30 +239,62 @@ func (e *Engine) buildInChild(ctx context.Context, g *generation, files []store.
 	case <-ctx.Done():
 		_ = cmd.Process.Kill()
 		<-done
-		removeDBFiles(g.path)
-		_ = os.RemoveAll(filepath.Join(e.workDir, "spill-build-"+g.schema))
-		return pins, ctx.Err()
+		return failed(ctx.Err())
 	}
 	var res buildResult
-	if derr := json.Unmarshal(stdout.Bytes(), &res); derr != nil || waitErr != nil {
-		removeDBFiles(g.path)
-		_ = os.RemoveAll(filepath.Join(e.workDir, "spill-build-"+g.schema))
-		var exit *exec.ExitError
-		if errors.As(waitErr, &exit) && !exit.Exited() {
-			return pins, fmt.Errorf("%w (%v): when the machine runs out of memory the kernel kills the largest process; lower buildMemoryLimitMB or give the machine more memory", ErrBuildKilled, waitErr)
-		}
-		if waitErr != nil {
-			return pins, fmt.Errorf("the process building the facts failed: %w (its log lines say why)", waitErr)
-		}
-		return pins, fmt.Errorf("the process building the facts gave no answer: %w", derr)
-	}
-	if res.Error != "" {
-		return pins, childError{text: res.Error, memory: res.Memory, duckdb: res.DuckDB}
+	derr := json.Unmarshal(stdout.Bytes(), &res)
+	var exit *exec.ExitError
+	switch {
+	case errors.As(waitErr, &exit) && killedBy(exit, syscall.SIGKILL):
+		return failed(fmt.Errorf("%w (%v): when the machine runs out of memory the kernel kills the largest process; lower buildMemoryLimitMB or give the machine more memory", ErrBuildKilled, waitErr))
+	case waitErr != nil:
+		return failed(fmt.Errorf("%w: %w (the plugin's log has its last lines)", ErrBuildProcess, waitErr))
+	case derr != nil:
+		return failed(fmt.Errorf("%w: its answer cannot be read: %w", ErrBuildProcess, derr))
+	case res.Error != "":
+		return failed(childError{text: res.Error, memory: res.Memory, duckdb: res.DuckDB})
 	}
 	g.base, g.merged, g.stats = res.Base, res.Merged, res.Stats
+	res.Times.restore(&g.stats)
 	g.full = g.stats.Events
 	log.DefaultLogger.Info("build process done", "events", g.stats.Events, "took", time.Since(start), "peakRSSMB", g.stats.BuildPeakRSSMB)
 	return pins, nil
+}
+
+// wireTimes are a Stats' times as Unix microseconds (a store that is not the receiver's
+// may hold any year DuckDB can); the zero time as 0 with its flag.
+type wireTimes struct {
+	MinTS, MaxTS, BuiltAt      int64
+	HasMin, HasMax, HasBuiltAt bool
+}
+
+// toWire moves st's times into wireTimes, leaving st without them.
+func toWire(st *Stats) wireTimes {
+	var w wireTimes
+	for _, f := range []struct {
+		t   *time.Time
+		us  *int64
+		has *bool
+	}{{&st.MinTS, &w.MinTS, &w.HasMin}, {&st.MaxTS, &w.MaxTS, &w.HasMax}, {&st.BuiltAt, &w.BuiltAt, &w.HasBuiltAt}} {
+		if !f.t.IsZero() {
+			*f.us, *f.has = f.t.UnixMicro(), true
+		}
+		*f.t = time.Time{}
+	}
+	return w
+}
+
+// restore puts the times back into st.
+func (w wireTimes) restore(st *Stats) {
+	for _, f := range []struct {
+		t   *time.Time
+		us  int64
+		has bool
+	}{{&st.MinTS, w.MinTS, w.HasMin}, {&st.MaxTS, w.MaxTS, w.HasMax}, {&st.BuiltAt, w.BuiltAt, w.HasBuiltAt}} {
+		if f.has {
+			*f.t = time.UnixMicro(f.us).UTC()
+		}
+	}
 }
 
 // childError is a build's error as its child process told it: its text, whether it is

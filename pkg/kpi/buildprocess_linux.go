@@ -7,15 +7,19 @@ import (
 	"unsafe"
 )
 
-// runNiced starts cmd at nice value nice, reports the start on started and its end on
-// done. Linux keeps a nice value per thread and a child takes the one of the thread that
-// forks it, so this goroutine forks from a thread of its own, lowered first; the thread
-// ends with the goroutine (never unlocked), as only privileged threads may raise their
-// priority again. The child is killed if that thread ends first (the plugin dies).
+// runNiced starts cmd at a nice value nice above this process's (at most 19), and reports
+// the start on started and its end on done. Linux keeps a nice value per thread and a
+// child takes the one of the thread that forks it, so this goroutine forks from a thread
+// of its own, lowered first; the thread ends with the goroutine (never unlocked), as only
+// privileged threads may raise their priority again. The child is killed if that thread
+// ends first (the plugin dies).
 func runNiced(cmd *exec.Cmd, nice int, started, done chan<- error) {
 	runtime.LockOSThread()
 	if nice != 0 {
-		_ = syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), nice) // best effort
+		// The raw getpriority gives 20 - nice.
+		if prio, err := syscall.Getpriority(syscall.PRIO_PROCESS, syscall.Gettid()); err == nil {
+			_ = syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), min(20-prio+nice, 19)) // best effort
+		}
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -36,15 +36,18 @@ func buildProcessStore(t *testing.T, n, segs int, end time.Time) (*store.Writer,
 	return w, src
 }
 
-// niceOf reads a process's nice value (field 19 of /proc/<pid>/stat).
-func niceOf(t *testing.T, pid int) int {
-	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	require.NoError(t, err)
+// niceOf reads a process's nice value (field 19 of /proc/<pid>/stat); pid 0 is this one.
+func niceOf(pid int) (int, error) {
+	name := "self"
+	if pid != 0 {
+		name = strconv.Itoa(pid)
+	}
+	b, err := os.ReadFile("/proc/" + name + "/stat")
+	if err != nil {
+		return 0, err
+	}
 	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:])) // from field 3
-	n, err := strconv.Atoi(fields[19-3])
-	require.NoError(t, err)
-	return n
+	return strconv.Atoi(fields[19-3])
 }
 
 // TestBuildProcessMatchesInProcess: the facts a child process builds (what the plugin
@@ -55,8 +58,13 @@ func TestBuildProcessMatchesInProcess(t *testing.T) {
 		t.Skip("full builds run in a child process only on Linux")
 	}
 	end := time.Date(2026, 3, 30, 13, 17, 0, 0, time.UTC)
-	w, src := buildProcessStore(t, 20_000, 3, end)
+	w, src := buildProcessStore(t, 20_000, 4, end)
 	ctx := context.Background()
+	// A merged segment among them: the child's listing must say what it holds.
+	compact := store.CompactOptions{SmallBytes: 1 << 30, MinSegments: 2, RetiredGrace: time.Hour}
+	res, err := w.Compact(ctx, compact)
+	require.NoError(t, err)
+	require.Equal(t, 4, res.Merged)
 	child, err := kpi.New(kpi.Options{Source: src, Threads: 2})
 	require.NoError(t, err)
 	defer child.Close()
@@ -67,12 +75,18 @@ func TestBuildProcessMatchesInProcess(t *testing.T) {
 	kpi.BuildInProcess(inProc)
 
 	var pids []int
-	nice := -1
-	defer kpi.OnBuildProcess(func(pid int) { pids, nice = append(pids, pid), niceOf(t, pid) })()
+	nice, niceErr := -1, error(nil)
+	defer kpi.OnBuildProcess(func(pid int) {
+		pids = append(pids, pid)
+		nice, niceErr = niceOf(pid)
+	})()
 	require.NoError(t, child.Refresh(ctx))
 	require.Len(t, pids, 1, "one build, in a child process")
 	require.NotEqual(t, os.Getpid(), pids[0])
-	assert.Equal(t, 0, nice, "the first build, which queries wait for, runs at the plugin's priority")
+	require.NoError(t, niceErr)
+	own, err := niceOf(0)
+	require.NoError(t, err)
+	assert.Equal(t, own, nice, "the first build, which queries wait for, runs at the plugin's priority")
 	require.NoError(t, inProc.Refresh(ctx))
 	require.Len(t, pids, 1, "the in-process engine started no child")
 
@@ -92,18 +106,27 @@ func TestBuildProcessMatchesInProcess(t *testing.T) {
 	require.Equal(t, b.MaxTS, a.MaxTS)
 	require.Equal(t, b.Files, a.Files)
 	require.Equal(t, b.Version, a.Version)
+	require.Zero(t, b.BuildPeakRSSMB, "built in the process")
+	require.Greater(t, a.BuildPeakRSSMB, int64(20), "the child's peak memory")
 	requireSameAnswers(t, "after the build: ", queries, from, to, inProc, child)
 
-	// The child's listing of what the segments hold lets the snapshot take the next one.
-	_, err = w.Append(ctx, demoEvents(t, seededRand(t), 2_000, 2, end), store.AppendOptions{})
+	// The child's listing of what the segments hold lets the snapshot take the next one,
+	// and a merge of it with the earlier merge, as increments.
+	for i := 0; i < 2; i++ {
+		_, err = w.Append(ctx, demoEvents(t, seededRand(t), 1_000, 2, end), store.AppendOptions{})
+		require.NoError(t, err)
+	}
+	require.NoError(t, child.Refresh(ctx))
+	res, err = w.Compact(ctx, compact)
 	require.NoError(t, err)
+	require.Equal(t, 3, res.Merged)
 	require.NoError(t, child.Refresh(ctx))
 	require.NoError(t, inProc.Refresh(ctx))
 	a, err = child.Stats(ctx)
 	require.NoError(t, err)
-	require.Equal(t, 1, a.Increments, "taken as an increment, not built again")
+	require.Equal(t, 1, a.Increments, "taken as an increment and a rename, not built again")
 	require.Len(t, pids, 1)
-	requireSameAnswers(t, "after an increment: ", queries, from, to, inProc, child)
+	requireSameAnswers(t, "after an increment and a merge: ", queries, from, to, inProc, child)
 }
 
 // TestKilledBuildProcess: a build's child process runs below the plugin's priority; when
@@ -124,12 +147,11 @@ func TestKilledBuildProcess(t *testing.T) {
 	before, err := e.Stats(ctx)
 	require.NoError(t, err)
 	work := kpi.WorkDir(e)
-
 	assert.Greater(t, before.BuildPeakRSSMB, int64(20), "the child process's peak memory")
 	assert.Less(t, before.BuildPeakRSSMB, int64(2000))
 
 	// Growing past the share of increments builds in full: the look after next does, and
-	// its child process is killed as it starts.
+	// its child process is killed once it has started writing its file.
 	defer kpi.SetMaxIncrementalShare(0)()
 	grow := func() {
 		t.Helper()
@@ -142,15 +164,32 @@ func TestKilledBuildProcess(t *testing.T) {
 	filesBefore, err := os.ReadDir(work)
 	require.NoError(t, err)
 	grow()
-	nice := -1
+	var (
+		nice    = -1
+		hookErr error
+		wrote   bool
+	)
 	stop := kpi.OnBuildProcess(func(pid int) {
-		nice = niceOf(t, pid)
-		require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+		if nice, hookErr = niceOf(pid); hookErr != nil {
+			return
+		}
+		// Wait (bounded) until the child has created its DuckDB file, so that what it
+		// leaves behind is there to be removed.
+		for i := 0; i < 500 && !wrote; i++ {
+			now, _ := os.ReadDir(work)
+			wrote = len(names(now)) > len(names(filesBefore))
+			time.Sleep(10 * time.Millisecond)
+		}
+		hookErr = syscall.Kill(pid, syscall.SIGKILL)
 	})
 	require.NoError(t, kpi.Look(e))
 	kpi.WaitFullBuild(e)
 	stop()
-	assert.Equal(t, 10, nice, "a build in the background runs below the serving process's priority")
+	require.NoError(t, hookErr)
+	require.True(t, wrote, "the child started writing before it was killed")
+	own, err := niceOf(0)
+	require.NoError(t, err)
+	assert.Equal(t, min(own+10, 19), nice, "a build in the background runs below the serving process's priority")
 	st, err := e.Stats(ctx)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, kpi.ErrBuildKilled)
@@ -170,18 +209,48 @@ func TestKilledBuildProcess(t *testing.T) {
 	assert.Equal(t, before.FullBuilds+1, st.FullBuilds)
 	assert.Greater(t, st.Events, before.Events)
 
-	// Close kills a build in progress and waits for it.
+	// Close kills a build in progress: a stopped child would never end by itself.
 	grow()
 	require.NoError(t, kpi.Look(e))
 	grow()
 	pids := make(chan int, 1)
-	defer kpi.OnBuildProcess(func(pid int) { pids <- pid })()
+	defer kpi.OnBuildProcess(func(pid int) {
+		_ = syscall.Kill(pid, syscall.SIGSTOP)
+		pids <- pid
+	})()
 	require.NoError(t, kpi.Look(e))
 	pid := <-pids
-	require.NoError(t, e.Close())
+	closed := make(chan error, 1)
+	go func() { closed <- e.Close() }()
+	select {
+	case err := <-closed:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		t.Fatal("Close did not end the build's child process")
+	}
 	assert.True(t, errors.Is(syscall.Kill(pid, 0), syscall.ESRCH), "the build's child process is gone")
 	_, err = os.Stat(work)
 	assert.True(t, os.IsNotExist(err), "the work directory is removed")
+}
+
+// TestBuildProcessCannotStart: where no process can be started (seccomp, a process limit,
+// a noexec mount), the build runs in the plugin's process instead of not at all.
+func TestBuildProcessCannotStart(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("full builds run in a child process only on Linux")
+	}
+	defer kpi.SetBuildProcessExe(filepath.Join(t.TempDir(), "missing"))()
+	_, src := buildProcessStore(t, 5_000, 2, time.Date(2026, 3, 30, 13, 17, 0, 0, time.UTC))
+	e, err := kpi.New(kpi.Options{Source: src, Threads: 2})
+	require.NoError(t, err)
+	defer e.Close()
+	require.True(t, kpi.BuildsInChild(e))
+	require.NoError(t, e.Refresh(context.Background()))
+	st, err := e.Stats(context.Background())
+	require.NoError(t, err)
+	assert.Greater(t, st.Events, int64(4_000))
+	assert.Zero(t, st.BuildPeakRSSMB, "built in the process")
 }
 
 func names(entries []os.DirEntry) []string {
@@ -191,5 +260,3 @@ func names(entries []os.DirEntry) []string {
 	}
 	return out
 }
-
-var _ = filepath.Join

@@ -524,7 +524,7 @@ func (e *Engine) maybeRebuild(ctx context.Context) error {
 // storeError gives why the store's changes could not be applied (the snapshot before them
 // keeps serving) in the terms users see.
 func storeError(err error) error {
-	if !errors.Is(err, ErrBuildMemory) && !errors.Is(err, ErrBuildKilled) {
+	if !errors.Is(err, ErrBuildMemory) && !errors.Is(err, ErrBuildKilled) && !errors.Is(err, ErrBuildProcess) {
 		err = fmt.Errorf("%w: %w", ErrStore, err)
 	}
 	return err

@@ -151,3 +151,11 @@ func BuildsInChild(e *Engine) bool { return e.childBuilds }
 
 // WorkDir is e's private directory of DuckDB files and spill.
 func WorkDir(e *Engine) string { return e.workDir }
+
+// SetBuildProcessExe changes what a build's child process runs, and returns a function
+// restoring it.
+func SetBuildProcessExe(path string) func() {
+	old := buildProcessExe
+	buildProcessExe = path
+	return func() { buildProcessExe = old }
+}

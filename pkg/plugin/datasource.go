@@ -246,7 +246,7 @@ func errorResponse(err error, s *models.Settings) backend.DataResponse {
 	case errors.Is(err, errSlotWait):
 		return backend.ErrDataResponseWithSource(backend.StatusTimeout, backend.ErrorSourceDownstream,
 			fmt.Sprintf("query waited %ds for a free slot: the data source runs at most %d queries at once (maxConcurrentQueries); try again or raise it", s.QueryTimeoutSeconds, s.MaxConcurrentQueries))
-	case errors.Is(err, kpi.ErrStore), errors.Is(err, kpi.ErrBuildMemory):
+	case errors.Is(err, kpi.ErrStore), errors.Is(err, kpi.ErrBuildMemory), errors.Is(err, kpi.ErrBuildKilled):
 		return backend.ErrDataResponseWithSource(backend.StatusInternal, backend.ErrorSourceDownstream, err.Error())
 	}
 	return backend.ErrDataResponseWithSource(backend.StatusInternal, backend.ErrorSourcePlugin, err.Error())
