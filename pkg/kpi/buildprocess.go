@@ -297,6 +297,19 @@ func (w wireTimes) restore(st *Stats) {
 	}
 }
 
+// startAndWait starts cmd, reports the start on started and its end on done (runNiced).
+func startAndWait(cmd *exec.Cmd, started, done chan<- error) {
+	if err := cmd.Start(); err != nil {
+		started <- err
+		return
+	}
+	if hook := buildProcessHook.Load(); hook != nil {
+		(*hook)(cmd.Process.Pid) // before Wait: the process cannot be reaped meanwhile
+	}
+	started <- nil
+	done <- cmd.Wait()
+}
+
 // childError is a build's error as its child process told it: its text, whether it is
 // ErrBuildMemory, and DuckDB's error inside it.
 type childError struct {

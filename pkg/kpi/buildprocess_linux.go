@@ -22,15 +22,7 @@ func runNiced(cmd *exec.Cmd, nice int, started, done chan<- error) {
 		}
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		started <- err
-		return
-	}
-	if hook := buildProcessHook.Load(); hook != nil {
-		(*hook)(cmd.Process.Pid) // before Wait: the process cannot be reaped meanwhile
-	}
-	started <- nil
-	done <- cmd.Wait()
+	startAndWait(cmd, started, done)
 }
 
 // nameProcess sets the calling thread's name (the process's, as top and ps show it, when

@@ -7,15 +7,7 @@ import "os/exec"
 // runNiced starts cmd (at its normal priority: builds run in a child process only on
 // Linux, BuildProcessMain), reports the start on started and its end on done.
 func runNiced(cmd *exec.Cmd, _ int, started, done chan<- error) {
-	if err := cmd.Start(); err != nil {
-		started <- err
-		return
-	}
-	if hook := buildProcessHook.Load(); hook != nil {
-		(*hook)(cmd.Process.Pid) // before Wait: the process cannot be reaped meanwhile
-	}
-	started <- nil
-	done <- cmd.Wait()
+	startAndWait(cmd, started, done)
 }
 
 // nameProcess does nothing here.
