@@ -36,18 +36,37 @@ func buildProcessStore(t *testing.T, n, segs int, end time.Time) (*store.Writer,
 	return w, src
 }
 
-// niceOf reads a process's nice value (field 19 of /proc/<pid>/stat); pid 0 is this one.
+// niceOf reads a process's nice value (field 19 of /proc/<pid>/stat).
 func niceOf(pid int) (int, error) {
-	name := "self"
-	if pid != 0 {
-		name = strconv.Itoa(pid)
-	}
-	b, err := os.ReadFile("/proc/" + name + "/stat")
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, err
 	}
 	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:])) // from field 3
 	return strconv.Atoi(fields[19-3])
+}
+
+// ownNice is this process's nice value: the lowest of its threads' (a thread that forked
+// a niced child may keep the child's, when it was the main thread: Go parks a locked
+// main thread instead of ending it).
+func ownNice() (int, error) {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return 0, err
+	}
+	low := 20
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/stat")
+		if err != nil {
+			continue // ended meanwhile
+		}
+		n, err := strconv.Atoi(strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))[19-3])
+		if err != nil {
+			return 0, err
+		}
+		low = min(low, n)
+	}
+	return low, nil
 }
 
 // TestBuildProcessMatchesInProcess: the facts a child process builds (what the plugin
@@ -84,7 +103,7 @@ func TestBuildProcessMatchesInProcess(t *testing.T) {
 	require.Len(t, pids, 1, "one build, in a child process")
 	require.NotEqual(t, os.Getpid(), pids[0])
 	require.NoError(t, niceErr)
-	own, err := niceOf(0)
+	own, err := ownNice()
 	require.NoError(t, err)
 	assert.Equal(t, own, nice, "the first build, which queries wait for, runs at the plugin's priority")
 	require.NoError(t, inProc.Refresh(ctx))
@@ -187,7 +206,7 @@ func TestKilledBuildProcess(t *testing.T) {
 	stop()
 	require.NoError(t, hookErr)
 	require.True(t, wrote, "the child started writing before it was killed")
-	own, err := niceOf(0)
+	own, err := ownNice()
 	require.NoError(t, err)
 	assert.Equal(t, min(own+10, 19), nice, "a build in the background runs below the serving process's priority")
 	st, err := e.Stats(ctx)
@@ -196,14 +215,26 @@ func TestKilledBuildProcess(t *testing.T) {
 	assert.NotErrorIs(t, err, kpi.ErrStore, "not the store's fault")
 	assert.Contains(t, err.Error(), "the process building the facts was killed (signal: killed)")
 	assert.Contains(t, err.Error(), "lower buildMemoryLimitMB or give the machine more memory")
+	assert.Contains(t, err.Error(), "(the next full build starts after ")
 	assert.GreaterOrEqual(t, st.Events, before.Events, "the snapshot before it serves")
 	after, err := os.ReadDir(work)
 	require.NoError(t, err)
 	assert.Equal(t, names(filesBefore), names(after), "nothing of the killed build is left in the work directory")
 
-	// The next build succeeds and clears the error.
+	// The next build waits: a look meanwhile starts none (one killed for memory would be
+	// killed again), but the snapshot takes the new segment.
+	counted := st.Events
+	grow()
 	require.NoError(t, kpi.Look(e))
-	kpi.WaitFullBuild(e)
+	require.False(t, kpi.FullBuildRunning(e), "no build right after a failed one")
+	st, err = e.Stats(ctx)
+	require.ErrorIs(t, err, kpi.ErrBuildKilled, "the error stays until a build succeeds")
+	assert.Greater(t, st.Events, counted, "new events are still counted")
+
+	// Refresh does not wait: with the next segment, the build runs, succeeds and clears
+	// the error.
+	grow()
+	require.NoError(t, e.Refresh(ctx))
 	st, err = e.Stats(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, before.FullBuilds+1, st.FullBuilds)

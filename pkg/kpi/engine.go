@@ -87,6 +87,10 @@ type Engine struct {
 	lastCheck  atomic.Int64 // unix nanos of the last look at the store
 	nextGen    int
 	fullBuilds int // served so far (Stats)
+	// After a full build in the background failed, the next one waits until retryAt
+	// (unix nanos; 0: no wait), doubling with each failure in a row (buildFailures).
+	retryAt       atomic.Int64
+	buildFailures int
 	closed     atomic.Bool
 	// Why the store's changes are not served: the last look at the store failed (lookErr,
 	// cleared by the next good look), or the last full build in the background did
@@ -392,21 +396,27 @@ func (e *Engine) Stats(ctx context.Context) (Stats, error) {
 	if p := e.pending.Load(); p != nil {
 		st.RebuildingSince = p.started
 	}
-	for _, p := range []*error{e.buildErr.Load(), e.lookErr.Load()} {
-		if p != nil {
-			return st, fmt.Errorf("queries answer from the snapshot built %s: %w", g.stats.BuiltAt.UTC().Format(time.RFC3339), *p)
+	if p := e.buildErr.Load(); p != nil {
+		next := ""
+		if at := e.retryAt.Load(); at != 0 && st.RebuildingSince.IsZero() {
+			next = fmt.Sprintf(" (the next full build starts after %s)", time.Unix(0, at).UTC().Format(time.RFC3339))
 		}
+		return st, fmt.Errorf("queries answer from the snapshot built %s%s: %w", g.stats.BuiltAt.UTC().Format(time.RFC3339), next, *p)
+	}
+	if p := e.lookErr.Load(); p != nil {
+		return st, fmt.Errorf("queries answer from the snapshot built %s: %w", g.stats.BuiltAt.UTC().Format(time.RFC3339), *p)
 	}
 	return st, nil
 }
 
-// Refresh makes the snapshot current now (skipping the CheckEvery throttle), waiting for a
-// look or a full build in progress and then looking at the store once more (waiting for
-// the full build that look may start).
+// Refresh makes the snapshot current now (skipping the CheckEvery throttle and the wait
+// after a failed full build), waiting for a look or a full build in progress and then
+// looking at the store once more (waiting for the full build that look may start).
 func (e *Engine) Refresh(ctx context.Context) error {
 	if e.closed.Load() {
 		return errors.New("data source is closed")
 	}
+	e.retryAt.Store(0) // an explicit refresh does not wait after a failed build
 	for i := 0; i < 2; i++ {
 		if err := e.build(ctx, true); err != nil && (e.cur.Load() == nil || ctx.Err() != nil) {
 			return err
@@ -616,6 +626,20 @@ func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 			}
 		}
 	}
+	if old != nil && time.Now().UnixNano() < e.retryAt.Load() {
+		// A full build failed lately: the next one waits (a build the kernel killed for
+		// memory would otherwise start again at every look, for minutes each time on a
+		// large store). Meanwhile the snapshot takes new segments when it can, past its
+		// share and across retention's rewrites, as while a build runs.
+		if e.opts.Source != nil && follow {
+			next, _, err := e.tryIncrement(ctx, old, files, version, true)
+			if next != nil {
+				e.serve(next)
+			}
+			return err
+		}
+		return nil
+	}
 	if e.closed.Load() {
 		return errors.New("data source is closed")
 	}
@@ -666,6 +690,8 @@ func (e *Engine) buildInBackground(p *fullBuild, g *generation, files []store.Se
 		g = e.catchUp(g)
 		e.install(g)
 		e.buildErr.Store(nil)
+		e.buildFailures = 0
+		e.retryAt.Store(0)
 		log.DefaultLogger.Info("full build done", "events", g.stats.Events, "took", time.Since(start))
 	case e.life.Err() != nil:
 	case store.IsSegmentGone(err):
@@ -674,9 +700,19 @@ func (e *Engine) buildInBackground(p *fullBuild, g *generation, files []store.Se
 	default:
 		err = storeError(err)
 		e.buildErr.Store(&err)
-		log.DefaultLogger.Error("full build failed; the previous snapshot keeps serving", "error", err)
+		e.buildFailures++
+		wait := min(retryFirst<<min(e.buildFailures-1, 10), retryMax)
+		e.retryAt.Store(time.Now().Add(wait).UnixNano())
+		log.DefaultLogger.Error("full build failed; the previous snapshot keeps serving", "error", err, "retryIn", wait)
 	}
 }
+
+// How long the next full build waits after a failed one: retryFirst, doubling with each
+// failure in a row up to retryMax. Refresh does not wait.
+const (
+	retryFirst = 30 * time.Second
+	retryMax   = 30 * time.Minute
+)
 
 // catchUp applies the segments appended since g's listing to g before it is served: the
 // snapshot it replaces took them meanwhile, and a panel's counts must not go back. When
