@@ -91,7 +91,7 @@ type Engine struct {
 	// (unix nanos; 0: no wait), doubling with each failure in a row (buildFailures).
 	retryAt       atomic.Int64
 	buildFailures int
-	closed     atomic.Bool
+	closed        atomic.Bool
 	// Why the store's changes are not served: the last look at the store failed (lookErr,
 	// cleared by the next good look), or the last full build in the background did
 	// (buildErr, cleared by a good build). The health check shows them.
