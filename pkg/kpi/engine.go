@@ -91,6 +91,7 @@ type Engine struct {
 	// (unix nanos; 0: no wait), doubling with each failure in a row (buildFailures).
 	retryAt       atomic.Int64
 	buildFailures int
+	retryFollow   bool // meanwhile the snapshot takes new segments (not after a failed increment)
 	closed        atomic.Bool
 	// Why the store's changes are not served: the last look at the store failed (lookErr,
 	// cleared by the next good look), or the last full build in the background did
@@ -631,14 +632,15 @@ func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 		// memory would otherwise start again at every look, for minutes each time on a
 		// large store). Meanwhile the snapshot takes new segments when it can, past its
 		// share and across retention's rewrites, as while a build runs.
-		if e.opts.Source != nil && follow {
-			next, _, err := e.tryIncrement(ctx, old, files, version, true)
-			if next != nil {
-				e.serve(next)
-			}
-			return err
+		if e.opts.Source == nil || !follow || !e.retryFollow || old.version == version {
+			return nil
 		}
-		return nil
+		next, ok, err := e.tryIncrement(ctx, old, files, version, true)
+		if next != nil {
+			e.serve(next)
+		}
+		e.retryFollow = ok // after a failed increment, the next build decides
+		return err
 	}
 	if e.closed.Load() {
 		return errors.New("data source is closed")
@@ -701,6 +703,7 @@ func (e *Engine) buildInBackground(p *fullBuild, g *generation, files []store.Se
 		err = storeError(err)
 		e.buildErr.Store(&err)
 		e.buildFailures++
+		e.retryFollow = true
 		wait := min(retryFirst<<min(e.buildFailures-1, 10), retryMax)
 		e.retryAt.Store(time.Now().Add(wait).UnixNano())
 		log.DefaultLogger.Error("full build failed; the previous snapshot keeps serving", "error", err, "retryIn", wait)
