@@ -29,7 +29,7 @@ import (
 // A full build runs in a child process: the executable itself, started again with
 // buildProcessEnv set (BuildProcessMain). The serving process only opens the file the
 // child wrote. Why:
-//   - memory: a build's peak (1.96 GB at 100M events, most of it memory DuckDB does not
+//   - memory: a build's peak (1.87 GB at 100M events, much of it memory DuckDB does not
 //     count against its limit) is the child's, and all of it goes back to the system when
 //     the child exits; the serving process stays at its serving size;
 //   - isolation: the child asks to be the kernel's first pick when memory runs out, and a
@@ -38,9 +38,10 @@ import (
 //     keep new events visible meanwhile get the CPUs first (docs/BENCHMARKS.md).
 //
 // The request and the result are JSON on the child's stdin and stdout; its stderr is the
-// parent's original one (logOutput), where Grafana reads the plugin's log lines. The segments the build lists are
-// opened by the parent (pinSegments) and passed as inherited files, read by the child
-// through /proc/self/fd, so compaction retiring one meanwhile changes nothing.
+// parent's original one (logOutput), where Grafana reads the plugin's log lines. The
+// segments the build lists are opened by the parent (pinSegments) and passed as inherited
+// files, read by the child through /proc/self/fd, so compaction retiring one meanwhile
+// changes nothing.
 
 // buildProcessEnv marks the child process of a full build.
 const buildProcessEnv = "BLUETICKS_BUILD_PROCESS"
