@@ -3,6 +3,7 @@ package kpi_test
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -36,9 +37,12 @@ func buildProcessStore(t *testing.T, n, segs int, end time.Time) (*store.Writer,
 	return w, src
 }
 
-// niceOf reads a process's nice value (field 19 of /proc/<pid>/stat).
-func niceOf(pid int) (int, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+// niceOf reads a process's nice value.
+func niceOf(pid int) (int, error) { return statNice("/proc/" + strconv.Itoa(pid) + "/stat") }
+
+// statNice reads the nice value (field 19) of a /proc stat file.
+func statNice(path string) (int, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, err
 	}
@@ -56,11 +60,11 @@ func ownNice() (int, error) {
 	}
 	low := 20
 	for _, task := range tasks {
-		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/stat")
-		if err != nil {
+		n, err := statNice("/proc/self/task/" + task.Name() + "/stat")
+		var gone *fs.PathError
+		if errors.As(err, &gone) {
 			continue // ended meanwhile
 		}
-		n, err := strconv.Atoi(strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))[19-3])
 		if err != nil {
 			return 0, err
 		}
