@@ -92,7 +92,10 @@ type Engine struct {
 	retryAt       atomic.Int64
 	buildFailures int
 	retryFollow   bool // meanwhile the snapshot takes new segments (not after a failed increment)
-	closed        atomic.Bool
+	// Increments in a row that ran out of memoryLimitMB (tryIncrement): retried at the next
+	// looks, up to maxIncrementMemoryRetries, before a full build decides.
+	incrementMemoryFailures int
+	closed                  atomic.Bool
 	// Why the store's changes are not served: the last look at the store failed (lookErr,
 	// cleared by the next good look), or the last full build in the background did
 	// (buildErr, cleared by a good build). The health check shows them.
@@ -522,6 +525,9 @@ func (e *Engine) maybeRebuild(ctx context.Context) error {
 			break
 		}
 	}
+	if errors.Is(err, errRetryIncrement) {
+		return nil // logged; the store is fine and the snapshot serves what it had
+	}
 	switch {
 	case err == nil:
 		e.lookErr.Store(nil)
@@ -546,20 +552,26 @@ func storeError(err error) error {
 var ErrStore = errors.New("the store cannot be read")
 
 // ErrBuildMemory marks a full build that ran out of buildMemoryLimitMB: a setting to
-// raise, not a broken store. (Increments that run out of memory fall back to a full build.)
+// raise, not a broken store. (An increment that runs out of memory is tried again at the
+// next looks, then left to a full build: tryIncrement.)
 var ErrBuildMemory = errors.New("building the facts ran out of memory")
 
 // buildError says why a full build failed in the terms of the settings a user can change
 // when DuckDB ran out of memory (its own advice names SQL settings they cannot), and
 // keeps the error otherwise.
 func (e *Engine) buildError(err error) error {
-	var de *duckdb.Error
-	if !errors.As(err, &de) || de.Type != duckdb.ErrorTypeOutOfMemory {
+	if !isOutOfMemory(err) {
 		return err
 	}
 	// The build's limit is buildMemoryLimitMB, or memoryLimitMB when that is larger.
 	return fmt.Errorf("%w within %d MB: raise buildMemoryLimitMB above it in the data source's settings; the default, %d MB, builds 100M events (%w)",
 		ErrBuildMemory, e.opts.BuildMemoryLimitMB, DefaultBuildMemoryLimitMB, firstLine{err})
+}
+
+// isOutOfMemory says whether err is DuckDB running out of its memory_limit.
+func isOutOfMemory(err error) bool {
+	var de *duckdb.Error
+	return errors.As(err, &de) && de.Type == duckdb.ErrorTypeOutOfMemory
 }
 
 // firstLine is an error shown by its first line (DuckDB appends advice on SQL settings

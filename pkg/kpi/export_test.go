@@ -159,3 +159,10 @@ func SetBuildProcessExe(path string) func() {
 	buildProcessExe = path
 	return func() { buildProcessExe = old }
 }
+
+// FailIncrements runs f before each statement of every increment, whose error fails the
+// increment there (it is rolled back), until the returned function is called.
+func FailIncrements(f func(stmt string) error) (stop func()) {
+	incrementFault.Store(&f)
+	return func() { incrementFault.Store(nil) }
+}

@@ -3,11 +3,13 @@ package kpi
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
@@ -205,12 +207,25 @@ func dropScratch(conn *sql.Conn) {
 	}
 }
 
+// maxIncrementMemoryRetries is how many looks in a row retry an increment that ran out of
+// memoryLimitMB before a full build (in a process of its own, with buildMemoryLimitMB)
+// takes the new segments instead.
+const maxIncrementMemoryRetries = 3
+
+// errRetryIncrement: the increment was rolled back and the next look tries it again.
+var errRetryIncrement = errors.New("increment retried at the next look")
+
+// incrementFault, when set (tests), runs before each statement of an increment, and its
+// error fails the increment there.
+var incrementFault atomic.Pointer[func(stmt string) error]
+
 // tryIncrement updates old in place when files are old's plus appended ones, and returns
 // the generation it makes of it for the caller to serve; nil when a full build must run
 // instead. follow says whether old can go on taking increments while that build runs: not
 // after a failed one. allowStale, while such a build runs, also accepts a store that lost
 // some of old's events to retention (listingChange); the result is then stale, and only
-// serves until a full build replaces it.
+// serves until a full build replaces it. An increment that ran out of memory returns
+// errRetryIncrement, and the next look tries it again.
 func (e *Engine) tryIncrement(ctx context.Context, old *generation, files []store.Segment, version string, allowStale bool) (next *generation, follow bool, err error) {
 	if old == nil || e.opts.NoIncremental || e.opts.Source.Kind != store.KindDir {
 		return nil, false, nil
@@ -250,10 +265,21 @@ func (e *Engine) tryIncrement(ctx context.Context, old *generation, files []stor
 			// build here would cost minutes to hours on a large store).
 			return nil, true, err
 		}
+		if isOutOfMemory(err) && e.incrementMemoryFailures < maxIncrementMemoryRetries {
+			// Rolled back. The queries running beside it held part of memoryLimitMB: the
+			// same increment fits at the next look (seen at 10M with a 128 MB limit while
+			// a dashboard refreshed), where a full build would take minutes to hours.
+			e.incrementMemoryFailures++
+			log.DefaultLogger.Warn("applying new segments ran out of memoryLimitMB; trying again at the next look",
+				"memoryLimitMB", e.opts.MemoryLimitMB, "attempt", e.incrementMemoryFailures, "error", firstLine{err})
+			return nil, true, errRetryIncrement
+		}
 		// Rolled back: a full build decides (and reports a broken segment).
+		e.incrementMemoryFailures = 0
 		log.DefaultLogger.Warn("incremental update failed; rebuilding the facts in full", "error", err)
 		return nil, false, nil
 	}
+	e.incrementMemoryFailures = 0
 	g := &generation{schema: old.schema, db: old.db, stmts: old.stmts, path: old.path, version: version, inUse: old.inUse,
 		files: files, base: base, merged: merged, nextFile: old.nextFile + len(newFiles), full: old.full, added: old.added + added, stale: stale}
 	// The statistics follow from the old ones and the added events' (a scan of every
@@ -294,6 +320,11 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	run := func(stmts ...string) error {
 		for _, s := range stmts {
 			s = names.Replace(s)
+			if f := incrementFault.Load(); f != nil {
+				if err := (*f)(s); err != nil {
+					return fmt.Errorf("update facts: %w", err)
+				}
+			}
 			start := time.Now()
 			if _, err := conn.ExecContext(ctx, s); err != nil {
 				return fmt.Errorf("update facts: %w", err)

@@ -7,9 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/duckdb/duckdb-go/v2"
 	"github.com/stretchr/testify/require"
 
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/demo"
@@ -355,4 +357,109 @@ func TestIncrementsAcrossCompaction(t *testing.T) {
 	require.NoError(t, os.WriteFile(segs[0].Path, data, 0o644))
 	require.Equal(t, 0, increments(), "a rewritten segment means a full build")
 	compare("after a rewrite in place")
+}
+
+// outOfMemory is a real DuckDB out-of-memory error: an aggregate that cannot spill, in an
+// instance with a 2 MB memory_limit.
+func outOfMemory(t *testing.T) error {
+	t.Helper()
+	db, err := store.OpenDuckDB("")
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.Exec("SET memory_limit = '2MB'")
+	require.NoError(t, err)
+	var n int64
+	err = db.QueryRow("SELECT len(list(range)) FROM range(10000000)").Scan(&n)
+	var de *duckdb.Error
+	require.ErrorAs(t, err, &de)
+	require.Equal(t, duckdb.ErrorTypeOutOfMemory, de.Type, "%v", err)
+	return err
+}
+
+// TestIncrementOutOfMemoryRetried: an increment that runs out of memoryLimitMB (queries
+// beside it held part of it) is rolled back and tried again at the next look, not
+// replaced by a full build, which takes minutes to hours on a large store; only when it
+// fails maxIncrementMemoryRetries (3) looks in a row does a full build take the segments.
+// Nothing of a rolled-back attempt shows in the answers, and the health check stays clear.
+func TestIncrementOutOfMemoryRetried(t *testing.T) {
+	oom := outOfMemory(t)
+	rng, end := seededRand(t), time.Date(2026, 3, 30, 13, 17, 0, 0, time.UTC)
+	all := demoEvents(t, rng, 4_000, 6, end)
+	w, src, inc := incrementalStore(t)
+	ctx := context.Background()
+	appendN := func(n int) {
+		t.Helper()
+		_, err := w.Append(ctx, all[:n], store.AppendOptions{})
+		require.NoError(t, err)
+		all = all[n:]
+	}
+	var left atomic.Int32 // attempts still to fail, each at its first insert into a fact table
+	var failed atomic.Int32
+	t.Cleanup(kpi.FailIncrements(func(stmt string) error {
+		if strings.HasPrefix(stmt, "INSERT INTO g") && left.Add(-1) >= 0 {
+			failed.Add(1)
+			return oom
+		}
+		return nil
+	}))
+	stats := func() kpi.Stats {
+		t.Helper()
+		st, err := inc.Stats(ctx)
+		require.NoError(t, err, "the health check stays clear")
+		return st
+	}
+	queries := []string{
+		`{"queryType":"table","metrics":["sent","delivered","read","clicks","conversions","revenue","reply_rate"],"groupBy":["campaign"],"limit":500}`,
+		`{"queryType":"timeseries","metrics":["sent","delivery_rate","block_rate","conversations"],"bucket":"1h"}`,
+	}
+	compare := func(label string) {
+		t.Helper()
+		full, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 256, NoIncremental: true})
+		require.NoError(t, err)
+		defer full.Close()
+		sf, err := full.Stats(ctx)
+		require.NoError(t, err)
+		require.Equal(t, sf.Events, kpi.SnapshotEvents(inc), label+": events")
+		requireSameAnswers(t, label+": ", queries, end.AddDate(0, 0, -7), end.Add(time.Hour), full, inc)
+	}
+
+	appendN(2_000)
+	require.NoError(t, inc.Refresh(ctx))
+	before := kpi.SnapshotEvents(inc)
+	builds := stats().FullBuilds
+
+	// Two attempts run out of memory, the third fits.
+	left.Store(2)
+	appendN(1_000)
+	for i := 1; i <= 2; i++ {
+		require.NoError(t, kpi.Look(inc))
+		require.EqualValues(t, i, failed.Load())
+		require.False(t, kpi.FullBuildRunning(inc), "attempt %d: no full build", i)
+		require.Equal(t, before, kpi.SnapshotEvents(inc), "attempt %d: rolled back", i)
+	}
+	require.NoError(t, kpi.Look(inc))
+	require.EqualValues(t, 2, failed.Load())
+	st := stats()
+	require.Equal(t, builds, st.FullBuilds, "taken as an increment")
+	require.Equal(t, 1, st.Increments)
+	require.Greater(t, st.Events, before)
+	compare("after two retries")
+
+	// Every attempt runs out of memory: after three looks a full build takes the segment.
+	failed.Store(0)
+	left.Store(1000)
+	before = kpi.SnapshotEvents(inc)
+	appendN(len(all)) // the generator makes about as many events as asked
+	for i := 1; i <= 3; i++ {
+		require.NoError(t, kpi.Look(inc))
+		require.False(t, kpi.FullBuildRunning(inc), "attempt %d: no full build", i)
+		require.Equal(t, before, kpi.SnapshotEvents(inc))
+	}
+	require.NoError(t, kpi.Look(inc))
+	require.EqualValues(t, 4, failed.Load())
+	kpi.WaitFullBuild(inc)
+	st = stats()
+	require.Equal(t, builds+1, st.FullBuilds, "a full build after the fourth attempt")
+	require.Equal(t, 0, st.Increments)
+	compare("after the full build")
 }
