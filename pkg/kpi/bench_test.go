@@ -19,6 +19,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -26,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strconv"
@@ -308,31 +310,36 @@ func BenchmarkOverviewDashboard(b *testing.B) {
 	var lat latencies
 	for b.Loop() {
 		shift := nextShift()
-		start := time.Now()
-		slots := make(chan struct{}, 4)
-		var wg sync.WaitGroup
-		errs := make([]error, len(panels))
-		for j, p := range panels {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				slots <- struct{}{}
-				defer func() { <-slots }()
-				_, errs[j] = e.Run(ctx, panelRequest(p, from.Add(shift), to.Add(shift)))
-			}()
+		took, err := runDashboard(ctx, e, panels, from.Add(shift), to.Add(shift))
+		if err != nil {
+			b.Fatal(err)
 		}
-		wg.Wait()
-		for _, err := range errs {
-			if err != nil {
-				b.Fatal(err)
-			}
-		}
-		lat = append(lat, time.Since(start))
+		lat = append(lat, took)
 	}
 	lat.report(b)
 	b.ReportMetric(float64(peakRSSMB()), "peak-RSS-MB")
 	b.ReportMetric(float64(procStatusMB("VmRSS:")), "RSS-MB")
 	b.ReportMetric(float64(st.BuildPeakRSSMB), "build-process-peak-RSS-MB")
+}
+
+// runDashboard runs all the panels' queries as one request does in the plugin's
+// QueryData: concurrently, at most maxConcurrentQueries (4) at once.
+func runDashboard(ctx context.Context, e *kpi.Engine, panels []benchPanel, from, to time.Time) (time.Duration, error) {
+	start := time.Now()
+	slots := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	errs := make([]error, len(panels))
+	for j, p := range panels {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			_, errs[j] = e.Run(ctx, panelRequest(p, from, to))
+		}()
+	}
+	wg.Wait()
+	return time.Since(start), errors.Join(errs...)
 }
 
 // BenchmarkFactRebuild builds the fact tables of the whole store from scratch (what a new
@@ -601,6 +608,11 @@ func BenchmarkIncrement(b *testing.B) {
 
 // readSegment reads a segment's events in their stored order.
 func readSegment(ctx context.Context, path string) ([]events.Event, error) {
+	return readSegmentLimit(ctx, path, 0)
+}
+
+// readSegmentLimit reads at most limit of a segment's events (0: all) in their stored order.
+func readSegmentLimit(ctx context.Context, path string, limit int) ([]events.Event, error) {
 	db, err := store.OpenDuckDB("")
 	if err != nil {
 		return nil, err
@@ -613,7 +625,7 @@ func readSegment(ctx context.Context, path string) ([]events.Event, error) {
 			exprs[i] = "strftime(ts, '%Y-%m-%dT%H:%M:%S.%fZ')"
 		}
 	}
-	rows, err := db.QueryContext(ctx, "SET TimeZone = 'UTC'; SELECT "+strings.Join(exprs, ", ")+" FROM read_parquet("+store.SQLString(path)+", file_row_number=true) ORDER BY file_row_number")
+	rows, err := db.QueryContext(ctx, "SET TimeZone = 'UTC'; SELECT "+strings.Join(exprs, ", ")+" FROM read_parquet("+store.SQLString(path)+", file_row_number=true) ORDER BY file_row_number"+limitSQL(limit))
 	if err != nil {
 		return nil, err
 	}
@@ -643,6 +655,13 @@ func readSegment(ctx context.Context, path string) ([]events.Event, error) {
 	return out, rows.Err()
 }
 
+func limitSQL(limit int) string {
+	if limit <= 0 {
+		return ""
+	}
+	return " LIMIT " + strconv.Itoa(limit)
+}
+
 // linkSegments makes dst a store with segs, hard-linked (copied where links fail).
 func linkSegments(segs []store.Segment, dst string) error {
 	w, err := store.OpenWriter(dst)
@@ -665,6 +684,13 @@ func linkSegments(segs []store.Segment, dst string) error {
 	return nil
 }
 
+// visibleBatch events are posted per round of BenchmarkVisible, at most visibleMaxRounds
+// rounds per run.
+const (
+	visibleBatch     = 500
+	visibleMaxRounds = 120
+)
+
 // BenchmarkVisible measures what a user of the receiver sees: from the moment the events
 // API acknowledges a batch to the moment the data source's queries count it. A store
 // (BLUETICKS_BENCH_STORE, else a small demo one) without its last segment gets a real
@@ -673,6 +699,9 @@ func linkSegments(segs []store.Segment, dst string) error {
 // held-back segment as NDJSON and polls the engine's statistics (as a query would) until
 // they are in. Reports p50/p99/max, the compactions that ran, and the full builds that
 // happened after the first (none expected: merges keep the snapshot).
+// BLUETICKS_BENCH_PANELS=1 also refreshes the overview dashboard after each round and
+// once over the whole store at the end; BLUETICKS_BENCH_MEMPROBE=1 reports where the
+// process's memory goes (memProbe).
 func BenchmarkVisible(b *testing.B) {
 	base := benchStore(b)
 	segs, err := store.ListSegments(base)
@@ -687,10 +716,28 @@ func BenchmarkVisible(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	held, err := readSegment(ctx, segs[len(segs)-1].Path)
+	// The rounds' bodies, encoded up front: the benchmark process stands in for the
+	// plugin's, so it keeps only what the rounds post (not the whole held-back segment), and
+	// hands back what reading them took before it measures memory.
+	held, err := readSegmentLimit(ctx, segs[len(segs)-1].Path, visibleMaxRounds*visibleBatch)
 	if err != nil {
 		b.Fatal(err)
 	}
+	var bodies [][]byte
+	for len(held) >= visibleBatch {
+		var body bytes.Buffer
+		enc := json.NewEncoder(&body)
+		for i := range held[:visibleBatch] {
+			if err := enc.Encode(&held[i]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		bodies = append(bodies, body.Bytes())
+		held = held[visibleBatch:]
+	}
+	held = nil
+	kpi.ReleaseFreedMemory()
+	debug.FreeOSMemory()
 	hasher, err := pseudo.New([]byte("bench-hash-key-0123456789abcdef"))
 	if err != nil {
 		b.Fatal(err)
@@ -724,15 +771,13 @@ func BenchmarkVisible(b *testing.B) {
 		defer kpi.SetMaxIncrementalShare(0)()
 	}
 	builds0 := st.FullBuilds
-	post := func(batch []events.Event) {
-		var body bytes.Buffer
-		enc := json.NewEncoder(&body)
-		for i := range batch {
-			if err := enc.Encode(&batch[i]); err != nil {
-				b.Fatal(err)
-			}
-		}
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+ingest.RouteEvents, &body)
+	if os.Getenv("BLUETICKS_BENCH_MEMPROBE") == "1" {
+		// Where the serving process's memory goes while it takes the rounds' increments.
+		stop := startMemProbe(e)
+		defer func() { stop().report(b) }()
+	}
+	post := func(body []byte) {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+ingest.RouteEvents, bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set("Content-Type", "application/x-ndjson")
 		resp, err := srv.Client().Do(req)
@@ -745,15 +790,21 @@ func BenchmarkVisible(b *testing.B) {
 			b.Fatalf("events API: %s: %s", resp.Status, msg)
 		}
 	}
-	var lat, during latencies
+	// BLUETICKS_BENCH_PANELS=1: after each round, the overview dashboard refreshes (now-7d
+	// to the newest event), as a viewer's would, on the snapshot that just took the round.
+	var panels []benchPanel
+	if os.Getenv("BLUETICKS_BENCH_PANELS") == "1" {
+		panels = overviewPanels(b)
+	}
+	var lat, during, dash latencies
 	for b.Loop() {
-		if len(held) < 500 {
-			b.Fatal("the held-back segment has no 500 more events; use fewer iterations")
+		if len(bodies) == 0 {
+			b.Fatalf("the held-back segment has no %d more events; use at most %d iterations", visibleBatch, visibleMaxRounds)
 		}
-		batch := held[:500]
-		held = held[500:]
+		body := bodies[0]
+		bodies = bodies[1:]
 		before, _ := e.Stats(ctx)
-		post(batch)
+		post(body)
 		t0 := time.Now()
 		for {
 			now, err := e.Stats(ctx)
@@ -772,6 +823,18 @@ func BenchmarkVisible(b *testing.B) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+		if panels != nil {
+			now, err := e.Stats(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			from, to := benchRange(now)
+			took, err := runDashboard(ctx, e, panels, from, to)
+			if err != nil {
+				b.Fatal(err)
+			}
+			dash = append(dash, took)
+		}
 		time.Sleep(500 * time.Millisecond) // traffic in bursts
 	}
 	b.StopTimer()
@@ -779,6 +842,18 @@ func BenchmarkVisible(b *testing.B) {
 	b.ReportMetric(float64(slices.Max(lat).Microseconds())/1000, "max-ms")
 	end, _ := e.Stats(ctx)
 	b.ReportMetric(float64(end.FullBuilds-builds0), "full-builds")
+	if len(dash) > 0 {
+		// Once more over the whole store: the largest distinct counts a viewer can ask
+		// for, within the serving memory_limit.
+		took, err := runDashboard(ctx, e, panels, end.MinTS, end.MaxTS.Add(time.Second))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(took.Microseconds())/1000, "dashboard-whole-store-ms")
+		b.ReportMetric(float64(dash.quantile(0.5).Microseconds())/1000, "dashboard-p50-ms")
+		b.ReportMetric(float64(dash.quantile(0.99).Microseconds())/1000, "dashboard-p99-ms")
+		b.ReportMetric(float64(slices.Max(dash).Microseconds())/1000, "dashboard-max-ms")
+	}
 	if len(during) > 0 {
 		// Rounds that began and ended while a full build ran in the background.
 		b.ReportMetric(float64(len(during)), "rounds-during-builds")
@@ -806,4 +881,65 @@ func countMerged(segs []store.Segment) int {
 		}
 	}
 	return n
+}
+
+// memProbe samples this process's memory every second: resident (total, anonymous,
+// file-backed), DuckDB's own count for the serving snapshot (duckdb_memory()), Go's heap
+// in use and all the Go runtime holds from the system.
+type memProbe struct {
+	rss, anon, file, duck, goHeap, goHeld []int64 // MB
+}
+
+func startMemProbe(e *kpi.Engine) (stop func() *memProbe) {
+	p := &memProbe{}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			p.rss = append(p.rss, procStatusMB("VmRSS:"))
+			p.anon = append(p.anon, procStatusMB("RssAnon:"))
+			p.file = append(p.file, procStatusMB("RssFile:"))
+			var duck int64
+			if db := e.DB(); db != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+				_ = db.QueryRowContext(ctx, "SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()").Scan(&duck)
+				cancel()
+			}
+			p.duck = append(p.duck, duck>>20)
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			p.goHeap = append(p.goHeap, int64(ms.HeapInuse>>20))
+			p.goHeld = append(p.goHeld, int64((ms.Sys-ms.HeapReleased)>>20)) // all the Go runtime holds
+		}
+	}()
+	return func() *memProbe {
+		close(done)
+		<-finished
+		return p
+	}
+}
+
+func (p *memProbe) report(b *testing.B) {
+	for _, m := range []struct {
+		name string
+		v    []int64
+	}{{"rss", p.rss}, {"anon", p.anon}, {"file", p.file}, {"duckdb", p.duck}, {"go-heap", p.goHeap}, {"go-held", p.goHeld}} {
+		if len(m.v) == 0 {
+			continue
+		}
+		var sum int64
+		for _, x := range m.v {
+			sum += x
+		}
+		b.ReportMetric(float64(sum)/float64(len(m.v)), m.name+"-avg-MB")
+		b.ReportMetric(float64(slices.Max(m.v)), m.name+"-max-MB")
+	}
 }

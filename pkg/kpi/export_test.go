@@ -146,6 +146,10 @@ func OnBuildProcess(f func(pid int)) (stop func()) {
 // every executable that did not call BuildProcessMain). Call it before e's first build.
 func BuildInProcess(e *Engine) { e.childBuilds = false }
 
+// ReleaseFreedMemory hands the C heap's freed memory back to the system, as the engine
+// does after closing a DuckDB instance.
+func ReleaseFreedMemory() { releaseFreedMemory() }
+
 // BuildsInChild says whether e runs its full builds in a child process.
 func BuildsInChild(e *Engine) bool { return e.childBuilds }
 
