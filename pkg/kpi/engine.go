@@ -147,6 +147,7 @@ type generation struct {
 
 // New opens an engine. The first query (or Refresh) builds the facts.
 func New(opts Options) (*Engine, error) {
+	largeBlocksFromMmap()
 	if opts.MemoryLimitMB <= 0 {
 		opts.MemoryLimitMB = DefaultMemoryLimitMB
 	}
