@@ -885,9 +885,12 @@ func countMerged(segs []store.Segment) int {
 
 // memProbe samples this process's memory every second: resident (total, anonymous,
 // file-backed), DuckDB's own count for the serving snapshot (duckdb_memory()), Go's heap
-// in use and all the Go runtime holds from the system.
+// in use and all the Go runtime holds from the system, and the C heap's bytes in use and
+// freed but kept (glibc's mallinfo2: C++ objects of DuckDB's catalog and storage), and
+// DuckDB's own allocator (its bundled jemalloc: buffers and working memory).
 type memProbe struct {
-	rss, anon, file, duck, goHeap, goHeld []int64 // MB
+	rss, anon, file, duck, goHeap, goHeld, cUsed, cFree []int64 // MB
+	jeAlloc, jeActive, jeResident, jeMeta               []int64 // MB
 }
 
 func startMemProbe(e *kpi.Engine) (stop func() *memProbe) {
@@ -918,6 +921,14 @@ func startMemProbe(e *kpi.Engine) (stop func() *memProbe) {
 			runtime.ReadMemStats(&ms)
 			p.goHeap = append(p.goHeap, int64(ms.HeapInuse>>20))
 			p.goHeld = append(p.goHeld, int64((ms.Sys-ms.HeapReleased)>>20)) // all the Go runtime holds
+			used, free := kpi.MallocStats()                                  // the C heap: DuckDB's allocations, counted or not
+			p.cUsed = append(p.cUsed, used>>20)
+			p.cFree = append(p.cFree, free>>20)
+			alloc, active, resident, meta := kpi.DuckDBAllocatorStats() // DuckDB's jemalloc
+			p.jeAlloc = append(p.jeAlloc, alloc>>20)
+			p.jeActive = append(p.jeActive, active>>20)
+			p.jeResident = append(p.jeResident, resident>>20)
+			p.jeMeta = append(p.jeMeta, meta>>20)
 		}
 	}()
 	return func() *memProbe {
@@ -931,7 +942,8 @@ func (p *memProbe) report(b *testing.B) {
 	for _, m := range []struct {
 		name string
 		v    []int64
-	}{{"rss", p.rss}, {"anon", p.anon}, {"file", p.file}, {"duckdb", p.duck}, {"go-heap", p.goHeap}, {"go-held", p.goHeld}} {
+	}{{"rss", p.rss}, {"anon", p.anon}, {"file", p.file}, {"duckdb", p.duck}, {"go-heap", p.goHeap}, {"go-held", p.goHeld}, {"c-used", p.cUsed}, {"c-free", p.cFree},
+		{"je-allocated", p.jeAlloc}, {"je-active", p.jeActive}, {"je-resident", p.jeResident}, {"je-metadata", p.jeMeta}} {
 		if len(m.v) == 0 {
 			continue
 		}

@@ -150,6 +150,14 @@ func BuildInProcess(e *Engine) { e.childBuilds = false }
 // does after closing a DuckDB instance.
 func ReleaseFreedMemory() { releaseFreedMemory() }
 
+// MallocStats reports the C heap's bytes in use and freed but kept (zero off Linux).
+func MallocStats() (inUse, free int64) { return mallocStats() }
+
+// DuckDBAllocatorStats reads DuckDB's jemalloc (zero where DuckDB has none).
+func DuckDBAllocatorStats() (allocated, active, resident, metadata int64) {
+	return duckdbAllocatorStats()
+}
+
 // BuildsInChild says whether e runs its full builds in a child process.
 func BuildsInChild(e *Engine) bool { return e.childBuilds }
 

@@ -7,3 +7,9 @@ func releaseFreedMemory() {}
 
 // largeBlocksFromMmap is a no-op where the C library has no mallopt.
 func largeBlocksFromMmap() {}
+
+// mallocStats reports nothing where the C library has no mallinfo2.
+func mallocStats() (inUse, free int64) { return 0, 0 }
+
+// duckdbAllocatorStats reports nothing where DuckDB uses the system's allocator.
+func duckdbAllocatorStats() (allocated, active, resident, metadata int64) { return 0, 0, 0, 0 }
