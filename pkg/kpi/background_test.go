@@ -241,12 +241,7 @@ func TestFailedBuildStaysInTheHealthCheck(t *testing.T) {
 	all := demoEvents(t, rng, 2_000, 5, end)
 	w, _, inc := incrementalStore(t)
 	ctx := context.Background()
-	appendN := func(n int) {
-		t.Helper()
-		_, err := w.Append(ctx, all[:n], store.AppendOptions{})
-		require.NoError(t, err)
-		all = all[n:]
-	}
+	appendN := eventFeed(t, w, all)
 	appendN(500)
 	require.NoError(t, inc.Refresh(ctx))
 	t.Cleanup(kpi.SetMaxIncrementalShare(0))

@@ -51,6 +51,20 @@ func requireSameAnswers(t *testing.T, label string, queries []string, from, to t
 	}
 }
 
+// eventFeed appends evs to the store w writes, in order, n at a time (n < 0: the rest).
+func eventFeed(t *testing.T, w *store.Writer, evs []events.Event) func(n int) {
+	return func(n int) {
+		t.Helper()
+		if n < 0 {
+			n = len(evs)
+		}
+		require.LessOrEqual(t, n, len(evs), "only %d events left to append", len(evs))
+		_, err := w.Append(context.Background(), evs[:n], store.AppendOptions{})
+		require.NoError(t, err)
+		evs = evs[n:]
+	}
+}
+
 // incrementalStore is an empty store directory, its writer, and an engine on it that
 // applies every new segment as an increment (never a full build in between).
 func incrementalStore(t *testing.T) (*store.Writer, *store.Source, *kpi.Engine) {
@@ -244,12 +258,7 @@ func TestIncrementsAcrossCompaction(t *testing.T) {
 	w, src, inc := incrementalStore(t)
 	ctx := context.Background()
 	dir := src.Path
-	appendN := func(n int) {
-		t.Helper()
-		_, err := w.Append(ctx, all[:n], store.AppendOptions{})
-		require.NoError(t, err)
-		all = all[n:]
-	}
+	appendN := eventFeed(t, w, all)
 	increments := func() int {
 		t.Helper()
 		require.NoError(t, inc.Refresh(ctx))
@@ -387,12 +396,7 @@ func TestIncrementOutOfMemoryRetried(t *testing.T) {
 	all := demoEvents(t, rng, 4_000, 6, end)
 	w, src, inc := incrementalStore(t)
 	ctx := context.Background()
-	appendN := func(n int) {
-		t.Helper()
-		_, err := w.Append(ctx, all[:n], store.AppendOptions{})
-		require.NoError(t, err)
-		all = all[n:]
-	}
+	appendN := eventFeed(t, w, all)
 	var left atomic.Int32 // attempts still to fail, each at its first insert into a fact table
 	var failed atomic.Int32
 	t.Cleanup(kpi.FailIncrements(func(stmt string) error {
@@ -449,7 +453,7 @@ func TestIncrementOutOfMemoryRetried(t *testing.T) {
 	failed.Store(0)
 	left.Store(1000)
 	before = kpi.SnapshotEvents(inc)
-	appendN(len(all)) // the generator makes about as many events as asked
+	appendN(-1) // the rest: the generator makes about as many events as asked
 	for i := 1; i <= 3; i++ {
 		require.NoError(t, kpi.Look(inc))
 		require.False(t, kpi.FullBuildRunning(inc), "attempt %d: no full build", i)
