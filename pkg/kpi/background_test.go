@@ -68,13 +68,7 @@ func TestIncrementsWhileFullBuildRuns(t *testing.T) {
 		t.Helper()
 		ref, err := store.OpenSource(dir)
 		require.NoError(t, err)
-		full, err := kpi.New(kpi.Options{Source: ref, Threads: 2, MemoryLimitMB: 256, NoIncremental: true})
-		require.NoError(t, err)
-		defer full.Close()
-		sf, err := full.Stats(ctx)
-		require.NoError(t, err)
-		require.Equal(t, sf.Events, kpi.SnapshotEvents(inc), label+": events")
-		requireSameAnswers(t, label+": ", queries, from, to, full, inc)
+		requireMatchesFullBuild(t, label, ref, inc, queries, from, to)
 	}
 
 	appendN(2500)

@@ -65,6 +65,19 @@ func eventFeed(t *testing.T, w *store.Writer, evs []events.Event) func(n int) {
 	}
 }
 
+// requireMatchesFullBuild: an engine that builds src in full counts as many events as
+// inc and answers the queries exactly as it does.
+func requireMatchesFullBuild(t *testing.T, label string, src *store.Source, inc *kpi.Engine, queries []string, from, to time.Time) {
+	t.Helper()
+	full, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 256, NoIncremental: true})
+	require.NoError(t, err)
+	defer full.Close()
+	sf, err := full.Stats(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, sf.Events, kpi.SnapshotEvents(inc), label+": events")
+	requireSameAnswers(t, label+": ", queries, from, to, full, inc)
+}
+
 // incrementalStore is an empty store directory, its writer, and an engine on it that
 // applies every new segment as an increment (never a full build in between).
 func incrementalStore(t *testing.T) (*store.Writer, *store.Source, *kpi.Engine) {
@@ -418,13 +431,7 @@ func TestIncrementOutOfMemoryRetried(t *testing.T) {
 	}
 	compare := func(label string) {
 		t.Helper()
-		full, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 256, NoIncremental: true})
-		require.NoError(t, err)
-		defer full.Close()
-		sf, err := full.Stats(ctx)
-		require.NoError(t, err)
-		require.Equal(t, sf.Events, kpi.SnapshotEvents(inc), label+": events")
-		requireSameAnswers(t, label+": ", queries, end.AddDate(0, 0, -7), end.Add(time.Hour), full, inc)
+		requireMatchesFullBuild(t, label, src, inc, queries, end.AddDate(0, 0, -7), end.Add(time.Hour))
 	}
 
 	appendN(2_000)
