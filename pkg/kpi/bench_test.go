@@ -921,7 +921,7 @@ func startMemProbe(e *kpi.Engine) (stop func() *memProbe) {
 			runtime.ReadMemStats(&ms)
 			p.goHeap = append(p.goHeap, int64(ms.HeapInuse>>20))
 			p.goHeld = append(p.goHeld, int64((ms.Sys-ms.HeapReleased)>>20)) // all the Go runtime holds
-			used, free := kpi.MallocStats()                                  // the C heap: DuckDB's allocations, counted or not
+			used, free := kpi.MallocStats()                                  // glibc's heap: DuckDB's C++ objects, uncounted by it
 			p.cUsed = append(p.cUsed, used>>20)
 			p.cFree = append(p.cFree, free>>20)
 			alloc, active, resident, meta := kpi.DuckDBAllocatorStats() // DuckDB's jemalloc

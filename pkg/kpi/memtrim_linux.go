@@ -33,9 +33,9 @@ import (
 	"unsafe"
 )
 
-// mallocStats reports what the C heap (DuckDB's allocations) holds: bytes handed out to
-// callers, and bytes freed but kept by the allocator. A diagnostic for benchmarks: it
-// tells memory DuckDB does not count apart from the allocator's own keep.
+// mallocStats reports what glibc's heap holds: bytes handed out to callers (DuckDB's C++
+// objects, which its memory count leaves out; its buffers come from its jemalloc), and
+// bytes freed but kept by the allocator. A diagnostic for benchmarks.
 func mallocStats() (inUse, free int64) {
 	mi := C.mallinfo2()
 	return int64(mi.uordblks) + int64(mi.hblkhd), int64(mi.fordblks)
