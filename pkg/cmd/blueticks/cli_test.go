@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +26,32 @@ func cli(t *testing.T, args ...string) (int, string, string) {
 	defer func() { stdout, stderr = os.Stdout, os.Stderr }()
 	code := run(context.Background(), args)
 	return code, out.String(), errb.String()
+}
+
+// cliProcessEnv makes the test binary run the CLI instead of the tests (cliProcess).
+const cliProcessEnv = "BLUETICKS_TEST_RUN_CLI"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(cliProcessEnv) != "" {
+		main() // exits; the arguments are the CLI's
+	}
+	os.Exit(m.Run())
+}
+
+// cliProcess runs the CLI in a child process (this test binary, running main) and returns
+// its exit code and output. Unlike cli it sees what is written to the process's own
+// stderr, as the SDK's logger does.
+func cliProcess(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), cliProcessEnv+"=1")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	var exit *exec.ExitError
+	if err := cmd.Run(); err != nil && !errors.As(err, &exit) {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), out.String(), errb.String()
 }
 
 func TestDemoImportQuery(t *testing.T) {
@@ -102,11 +131,42 @@ func TestErrorsExitNonZero(t *testing.T) {
 		{[]string{"query", "--from", "yesterday", `{"metrics":["sent"]}`}, 1, "--from:"},
 		{[]string{"query"}, 1, "give exactly one query"},
 		{[]string{"serve", "--store", t.TempDir(), "--flush-idle", "-1s"}, 1, "--flush-idle must be 0 or more"},
+		// Every verb takes --log-level, in any case, and names a bad value and the good ones.
+		{[]string{"demo", "--log-level", "ERROR"}, 1, "--store DIR is required"},
+		{[]string{"demo", "--log-level", "loud"}, 1, `blueticks demo: invalid value "loud" for flag -log-level: use debug, info, warn or error`},
+		{[]string{"import", "--log-level", "loud"}, 1, `blueticks import: invalid value "loud" for flag -log-level: use debug, info, warn or error`},
+		{[]string{"query", "--log-level", "loud"}, 1, `blueticks query: invalid value "loud" for flag -log-level: use debug, info, warn or error`},
+		{[]string{"serve", "--log-level", "loud"}, 1, `blueticks serve: invalid value "loud" for flag -log-level: use debug, info, warn or error`},
 	} {
 		code, _, errs := cli(t, tc.args...)
 		assert.Equal(t, tc.code, code, tc.args)
 		assert.Contains(t, errs, tc.want, tc.args)
 	}
+}
+
+// The SDK's logger, through which pkg/kpi writes a debug line per build step, writes
+// warnings and errors only unless --log-level says otherwise.
+func TestLogLevel(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	code, _, errs := cli(t, "demo", "--store", dir, "--events", "3000", "--days", "7")
+	require.Equal(t, 0, code, errs)
+	query := []string{"query", "--store", dir, "--from", "now-8d", "--format", "csv"}
+	q := `{"queryType":"table","metrics":["sent"]}`
+
+	code, quiet, errs := cliProcess(t, slices.Concat(query, []string{q})...)
+	require.Equal(t, 0, code, errs)
+	assert.Regexp(t, `^sent\n[0-9]+\n$`, quiet)
+	assert.Empty(t, errs, "by default stderr has no log lines below warn")
+
+	code, out, errs := cliProcess(t, slices.Concat(query, []string{"--log-level", "debug", q})...)
+	require.Equal(t, 0, code, errs)
+	assert.Equal(t, quiet, out)
+	assert.Contains(t, errs, `"@level":"debug","@message":"build step"`)
+
+	code, out, errs = cliProcess(t, slices.Concat(query, []string{"--log-level", "loud", q})...)
+	assert.Equal(t, 1, code)
+	assert.Empty(t, out)
+	assert.Contains(t, errs, `blueticks query: invalid value "loud" for flag -log-level: use debug, info, warn or error`)
 }
 
 func TestParseTimeArg(t *testing.T) {

@@ -8,12 +8,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
 	"github.com/grafana/grafana-plugin-sdk-go/data"
 
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/demo"
@@ -31,12 +33,18 @@ var (
 	stderr io.Writer = os.Stderr
 )
 
-func newFlags(name string) *flag.FlagSet {
+// newFlags returns a verb's flag set, holding the flags every verb takes: --log-level,
+// which starts at logDefault.
+func newFlags(name string, logDefault logLevel) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	level := logDefault
+	fs.Var(&level, "log-level", "least severe `level` of the log lines written to stderr: debug, info, warn or error")
 	return fs
 }
 
+// parseFlags parses a verb's flags and applies the shared ones: the SDK's logger, which
+// pkg/kpi logs through (a debug line per build step), writes from --log-level up.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -44,12 +52,50 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		}
 		return err
 	}
+	log.DefaultLogger = log.NewWithLevel(flagLogLevel(fs).sdk())
 	return nil
+}
+
+// logLevel is the value of --log-level.
+type logLevel string
+
+const (
+	levelDebug logLevel = "debug"
+	levelInfo  logLevel = "info"
+	levelWarn  logLevel = "warn"
+	levelError logLevel = "error"
+)
+
+func (l *logLevel) String() string { return string(*l) }
+
+// Set takes a level's name in any case.
+func (l *logLevel) Set(s string) error {
+	switch v := logLevel(strings.ToLower(s)); v {
+	case levelDebug, levelInfo, levelWarn, levelError:
+		*l = v
+		return nil
+	}
+	return errors.New("use debug, info, warn or error")
+}
+
+// sdk is the level for the plugin SDK's logger.
+func (l logLevel) sdk() log.Level {
+	return map[logLevel]log.Level{levelDebug: log.Debug, levelInfo: log.Info, levelWarn: log.Warn, levelError: log.Error}[l]
+}
+
+// slog is the level for a log/slog handler.
+func (l logLevel) slog() slog.Level {
+	return map[logLevel]slog.Level{levelDebug: slog.LevelDebug, levelInfo: slog.LevelInfo, levelWarn: slog.LevelWarn, levelError: slog.LevelError}[l]
+}
+
+// flagLogLevel is the --log-level of a flag set made by newFlags.
+func flagLogLevel(fs *flag.FlagSet) logLevel {
+	return *fs.Lookup("log-level").Value.(*logLevel)
 }
 
 // runDemo writes a demo store: blueticks demo --store DIR [--events N] [--days D] [--seed S].
 func runDemo(ctx context.Context, args []string) error {
-	fs := newFlags("demo")
+	fs := newFlags("demo", levelWarn)
 	dir := fs.String("store", "", "store directory to write (created if missing)")
 	n := fs.Int("events", 1_000_000, "approximate number of events")
 	days := fs.Int("days", 90, "days of history, ending now")
@@ -100,7 +146,7 @@ func runDemo(ctx context.Context, args []string) error {
 
 // runImport loads files: blueticks import --store DIR FILE...
 func runImport(ctx context.Context, args []string) error {
-	fs := newFlags("import")
+	fs := newFlags("import", levelWarn)
 	dir := fs.String("store", "", "store directory (created if missing)")
 	maxShown := fs.Int("show-rejected", 50, "how many rejected rows to print")
 	if err := parseFlags(fs, args); err != nil {
@@ -140,7 +186,7 @@ func runImport(ctx context.Context, args []string) error {
 
 // runQuery prints KPIs: blueticks query --store DIR --from T --to T 'QUERY-JSON'.
 func runQuery(ctx context.Context, args []string) error {
-	fs := newFlags("query")
+	fs := newFlags("query", levelWarn)
 	dir := fs.String("store", "", "store path (a store directory, a .duckdb file or .parquet files); empty: the embedded demo store")
 	fromS := fs.String("from", "now-7d", "start of the time range")
 	toS := fs.String("to", "now", "end of the time range")

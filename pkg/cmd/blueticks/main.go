@@ -5,6 +5,7 @@
 //	blueticks query  --store DIR --from T --to T 'QUERY-JSON'
 //	blueticks serve  --store DIR --listen ADDR
 //
+// Every command takes --log-level debug|info|warn|error (default warn; serve: info).
 // It exits non-zero with a message on any error.
 package main
 
@@ -26,6 +27,8 @@ Usage:
   blueticks serve  --store DIR --listen ADDR [--retention-days N]   receive WhatsApp webhooks and the events API
                                                                     (secrets from BLUETICKS_APP_SECRET, BLUETICKS_VERIFY_TOKEN,
                                                                     BLUETICKS_API_TOKEN, BLUETICKS_HASH_KEY)
+Every command takes --log-level debug|info|warn|error: the least severe log lines written
+to stderr (default warn; serve: info).
 Times (T): RFC 3339 (2026-03-01T10:00:00Z), a date (2026-03-01), now, or now-<n><m|h|d|w> (now-7d).
 Run 'blueticks COMMAND --help' for a command's flags.
 `

@@ -24,7 +24,7 @@ const (
 
 // runServe runs the ingest receiver: blueticks serve --store DIR --listen ADDR.
 func runServe(ctx context.Context, args []string) error {
-	fs := newFlags("serve")
+	fs := newFlags("serve", levelInfo) // info: serve logs where it listens, and when it stops
 	dir := fs.String("store", "", "store directory (created if missing)")
 	listen := fs.String("listen", "127.0.0.1:8787", "address to listen on (host:port)")
 	retention := fs.Int("retention-days", 0, "delete events older than this many days, by whole UTC days (0: keep forever)")
@@ -39,7 +39,6 @@ func runServe(ctx context.Context, args []string) error {
 	inFlight := fs.Int("max-in-flight", 64, "most requests in progress; beyond it requests get 429")
 	compactEvery := fs.Duration("compact-every", time.Minute, "period of background compaction (0: off)")
 	numberIDs := fs.String("number-ids", "", "display phone number=phone_number_id pairs, comma-separated, for quality webhooks (e.g. 15550001111=106540352242922)")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -52,11 +51,7 @@ func runServe(ctx context.Context, args []string) error {
 	if *commitEvery < 0 || *flushIdle < 0 || *flushEvery <= 0 || *flushEvents <= 0 {
 		return errors.New("--commit-interval and --flush-idle must be 0 or more, --flush-interval and --flush-events more than 0")
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
-	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: flagLogLevel(fs).slog()}))
 
 	hasher, err := pseudo.New([]byte(os.Getenv(pseudo.KeyEnv)))
 	if err != nil {
