@@ -119,6 +119,13 @@ export const AREAS: Record<string, string> = {
 /** `jsonData` of the data source (docs/ARCHITECTURE.md, Settings). */
 export interface BlueTicksOptions extends DataSourceJsonData {
   storePath?: string;
+  /**
+   * Where the backend keeps the facts it derives from the store across plugin restarts, so a
+   * restart serves them at once instead of rebuilding them. Absent: a private directory in the
+   * system's temporary directory (`$TMPDIR/blueticks-facts-<uid>`); an absolute path: that
+   * directory (not writable by others); `none`: not kept. No effect on the embedded demo store.
+   */
+  factsDir?: string;
   queryTimeoutSeconds?: number;
   memoryLimitMB?: number;
   buildMemoryLimitMB?: number;
@@ -207,4 +214,23 @@ export function validateLimit(def: LimitDef, text: string): string | undefined {
     return `At most ${def.max.toLocaleString('en-US')}.`;
   }
   return undefined;
+}
+
+/** The `factsDir` value that keeps no facts across restarts. */
+export const FACTS_DIR_NONE = 'none';
+
+/**
+ * Returns an error message for a facts directory's text, or undefined when it is empty,
+ * `none`, or an absolute path (`/…`, a Windows drive `C:\…` or a UNC path `\\host\share`).
+ * The backend checks the rest (that the directory is private).
+ */
+export function validateFactsDir(text: string): string | undefined {
+  const trimmed = text.trim();
+  if (trimmed === '' || trimmed === FACTS_DIR_NONE) {
+    return undefined;
+  }
+  if (trimmed.startsWith('/') || /^[A-Za-z]:[\\/]/.test(trimmed) || trimmed.startsWith('\\\\')) {
+    return undefined;
+  }
+  return 'Enter an absolute path, "none", or leave empty for the default.';
 }

@@ -39,6 +39,55 @@ describe('ConfigEditor', () => {
     expect(last().jsonData).toEqual({});
   });
 
+  it('asks where to keep the facts only when a store path is set', async () => {
+    setup();
+    expect(screen.queryByLabelText(Components.ConfigEditor.factsDir)).not.toBeInTheDocument();
+    await userEvent.type(screen.getByLabelText(Components.ConfigEditor.storePath), '/var/lib/blueticks');
+    const factsDir = screen.getByLabelText(Components.ConfigEditor.factsDir);
+    expect(factsDir).toHaveAttribute('placeholder', "default: the system's temporary directory");
+    await userEvent.clear(screen.getByLabelText(Components.ConfigEditor.storePath));
+    expect(screen.queryByLabelText(Components.ConfigEditor.factsDir)).not.toBeInTheDocument();
+  });
+
+  it('writes the facts directory trimmed and removes it when cleared', async () => {
+    const { last } = setup({ storePath: '/var/lib/blueticks' });
+    const factsDir = screen.getByLabelText(Components.ConfigEditor.factsDir);
+    expect(factsDir).toHaveValue('');
+    await userEvent.type(factsDir, '  /var/lib/grafana/facts ');
+    expect(last().jsonData).toEqual({ storePath: '/var/lib/blueticks', factsDir: '/var/lib/grafana/facts' });
+    await userEvent.clear(factsDir);
+    expect(last().jsonData).toStrictEqual({ storePath: '/var/lib/blueticks' });
+  });
+
+  it('shows a saved facts directory', () => {
+    setup({ storePath: '/var/lib/blueticks', factsDir: 'none' });
+    expect(screen.getByLabelText(Components.ConfigEditor.factsDir)).toHaveValue('none');
+  });
+
+  it.each([['none'], ['/srv/facts'], ['C:\\ProgramData\\facts'], ['D:/facts']])(
+    'accepts %s as the facts directory',
+    async (text) => {
+      const { last } = setup({ storePath: '/var/lib/blueticks' });
+      await userEvent.type(screen.getByLabelText(Components.ConfigEditor.factsDir), text);
+      expect(screen.queryByText(/Enter an absolute path/)).not.toBeInTheDocument();
+      expect(last().jsonData).toEqual({ storePath: '/var/lib/blueticks', factsDir: text });
+    }
+  );
+
+  it.each([['facts'], ['./facts'], ['~/facts'], ['None']])(
+    'shows why the relative path %s is refused and does not save it',
+    async (text) => {
+      const { onOptionsChange } = setup({ storePath: '/var/lib/blueticks', factsDir: '/srv/facts' });
+      await userEvent.clear(screen.getByLabelText(Components.ConfigEditor.factsDir));
+      await userEvent.type(screen.getByLabelText(Components.ConfigEditor.factsDir), text);
+      expect(screen.getByText('Enter an absolute path, "none", or leave empty for the default.')).toBeInTheDocument();
+      for (const [options] of onOptionsChange.mock.calls) {
+        expect(options.jsonData.factsDir).not.toBe(text);
+        expect(options.jsonData.factsDir ?? '/').toMatch(/^\//);
+      }
+    }
+  );
+
   it('keeps the hash key secret: write-only, shown as configured, resettable', async () => {
     const { last } = setup({}, { hashKey: true });
     expect(screen.getByLabelText(Components.ConfigEditor.hashKey)).toHaveValue('configured');

@@ -2,7 +2,7 @@ import React, { useState } from 'react';
 import { DataSourcePluginOptionsEditorProps } from '@grafana/data';
 import { Field, FieldSet, Input, SecretInput } from '@grafana/ui';
 
-import { BlueTicksOptions, BlueTicksSecureOptions, LimitDef, LIMITS, validateLimit } from '../types';
+import { BlueTicksOptions, BlueTicksSecureOptions, LimitDef, LIMITS, validateFactsDir, validateLimit } from '../types';
 import { Components } from './selectors';
 
 type Props = DataSourcePluginOptionsEditorProps<BlueTicksOptions, BlueTicksSecureOptions>;
@@ -36,7 +36,11 @@ export function ConfigEditor({ options, onOptionsChange }: Props) {
             onChange={(e) => setJsonData({ storePath: e.currentTarget.value.trim() === '' ? undefined : e.currentTarget.value })}
           />
         </Field>
-        {!jsonData.storePath && <div>Using the embedded demo store: realistic generated data, nothing of yours.</div>}
+        {jsonData.storePath ? (
+          <FactsDirInput value={jsonData.factsDir} onChange={(factsDir) => setJsonData({ factsDir })} />
+        ) : (
+          <div>Using the embedded demo store: realistic generated data, nothing of yours.</div>
+        )}
         <Field
           label="Hash key"
           description="Secret key of the keyed hash that pseudonymises phone numbers at ingest. Keep it stable: changing it makes the same customer a new contact. Stored encrypted, never sent back to the browser."
@@ -74,6 +78,42 @@ export function ConfigEditor({ options, onOptionsChange }: Props) {
         ))}
       </FieldSet>
     </>
+  );
+}
+
+interface FactsDirProps {
+  value?: string;
+  onChange: (value?: string) => void;
+}
+
+/** The facts directory: written to jsonData trimmed when valid, removed when empty; an invalid entry is shown, not saved. */
+function FactsDirInput({ value, onChange }: FactsDirProps) {
+  const [text, setText] = useState(value ?? '');
+  const error = validateFactsDir(text);
+
+  return (
+    <Field
+      label="Facts directory"
+      description={
+        'Where the plugin keeps the facts it derives from the store, so that a restart of the plugin serves them at once instead of rebuilding them (minutes for a large store). Empty: a private directory in the system\'s temporary directory (kept across plugin restarts, not necessarily across reboots). An absolute path: that directory, which must not be writable by other users. "none": do not keep them.'
+      }
+      invalid={Boolean(error)}
+      error={error}
+    >
+      <Input
+        aria-label={Components.ConfigEditor.factsDir}
+        value={text}
+        placeholder="default: the system's temporary directory"
+        width={60}
+        onChange={(e) => {
+          const t = e.currentTarget.value;
+          setText(t);
+          if (!validateFactsDir(t)) {
+            onChange(t.trim() === '' ? undefined : t.trim());
+          }
+        }}
+      />
+    </Field>
   );
 }
 

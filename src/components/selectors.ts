@@ -32,6 +32,7 @@ export const Components = {
   },
   ConfigEditor: {
     storePath: 'Store path',
+    factsDir: 'Facts directory',
     hashKey: 'Hash key',
     limit: (key: string) => `blueticks-limit-${key}`,
   },
