@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -54,6 +55,12 @@ type Options struct {
 	// NoIncremental rebuilds every fact when segments are added, instead of updating the
 	// snapshot in place (incremental.go): for benchmarks and for checking the increments.
 	NoIncremental bool
+	// FactsDir, when set, keeps the facts of Source across restarts, in a directory of
+	// their own under it (kept.go; DefaultFactsDir is the plugin's default): the next
+	// engine of the same store serves them at once and takes what the store gained
+	// meanwhile, instead of building them in full. Empty: a private temporary directory,
+	// removed by Close.
+	FactsDir string
 }
 
 // Stats describe the events behind the current snapshot.
@@ -102,9 +109,14 @@ type Engine struct {
 	lookErr  atomic.Pointer[error]
 	buildErr atomic.Pointer[error]
 	cache    *resultCache // answers keyed by snapshot version (cache.go)
-	workDir  string       // private directory of the engine's DuckDB files
-	openMu   sync.Mutex
-	open     map[*sql.DB]string // every DuckDB instance open, with its spill directory (Close closes them)
+	// workDir holds the engine's DuckDB files: a private temporary directory, or the
+	// store's kept directory (keepDir, flock'ed until keepRelease: kept.go). Set at the
+	// first look at the store, before any file is opened.
+	workDir     string
+	keepDir     string
+	keepRelease func()
+	openMu      sync.Mutex
+	open        map[*sql.DB]string // every DuckDB instance open, with its spill directory (Close closes them)
 
 	life       context.Context // builds run under it; Close cancels it
 	lifeCancel context.CancelFunc
@@ -176,16 +188,23 @@ func New(opts Options) (*Engine, error) {
 		src.Path = abs
 		opts.Source = &src
 	}
-	// The facts live in DuckDB files in a private directory (removed by Close), so the
-	// buffer manager can evict them under memory_limit instead of holding every fact of
-	// the store in RAM (docs/BENCHMARKS.md).
-	removeStaleWorkDirs()
-	workDir, err := os.MkdirTemp("", fmt.Sprintf("blueticks-engine-%d-", os.Getpid()))
-	if err != nil {
-		return nil, fmt.Errorf("engine work directory: %w", err)
+	if opts.FactsDir != "" {
+		dir, err := filepath.Abs(opts.FactsDir)
+		if err != nil {
+			return nil, err
+		}
+		opts.FactsDir = dir
 	}
-	e := &Engine{opts: opts, workDir: workDir, cache: newResultCache(cacheEntries), open: map[*sql.DB]string{},
+	// The facts live in DuckDB files (in a directory set up at the first look: kept.go),
+	// so the buffer manager can evict them under memory_limit instead of holding every
+	// fact of the store in RAM (docs/BENCHMARKS.md).
+	e := &Engine{opts: opts, cache: newResultCache(cacheEntries), open: map[*sql.DB]string{},
 		childBuilds: buildProcessReady.Load()}
+	if !e.keepsFacts() {
+		if err := e.privateWorkDir(); err != nil {
+			return nil, err
+		}
+	}
 	e.life, e.lifeCancel = context.WithCancel(context.Background())
 	go e.watch()
 	return e, nil
@@ -249,7 +268,12 @@ const (
 // other resource limits and the sandbox (lockDown; extra are more files it may read), and
 // tracks it for Close.
 func (e *Engine) openDB(path string, memMB int, spill string, extra ...string) (*sql.DB, error) {
-	db, err := store.OpenDuckDB(path)
+	// The limits are also given when the instance starts: opening a file with a
+	// write-ahead log (left by a process that was killed: kept.go) replays it at once,
+	// and DuckDB then refuses a temp_directory set afterwards.
+	cfg := url.Values{"temp_directory": {filepath.Join(e.workDir, spill)}, "memory_limit": {fmt.Sprintf("%dMB", memMB)},
+		"threads": {strconv.Itoa(e.opts.Threads)}}
+	db, err := store.OpenDuckDB(path + "?" + cfg.Encode())
 	if err != nil {
 		return nil, err
 	}
@@ -298,14 +322,18 @@ func removeDBFiles(path string) {
 func (e *Engine) lockDown(db *sql.DB, memMB int, spillDir string, extra []string) error {
 	dirs, paths := sandboxPaths(e.opts.Source)
 	paths = append(paths, extra...)
+	// Spill only into the engine's private directory, which no query may read (it is not
+	// among the allowed paths), and only up to a cap: by default DuckDB would spill into
+	// the working directory up to 90 % of the disk. Building the facts of a large store
+	// needs it; a viewer's query that outgrows it fails. openDB sets the directory when
+	// the instance starts (DuckDB refuses to change it once used, even to the same value).
+	var tmp string
+	if err := db.QueryRow("SELECT current_setting('temp_directory')").Scan(&tmp); err != nil {
+		return fmt.Errorf("configure duckdb: %w", err)
+	}
 	stmts := []string{
 		fmt.Sprintf("SET memory_limit = '%dMB'", memMB),
 		fmt.Sprintf("SET threads = %d", e.opts.Threads),
-		// Spill only into the engine's private directory, which no query may read (it is
-		// not among the allowed paths), and only up to a cap: by default DuckDB would spill
-		// into the working directory up to 90 % of the disk. Building the facts of a large
-		// store needs it; a viewer's query that outgrows it fails.
-		"SET temp_directory = " + store.SQLString(spillDir),
 		fmt.Sprintf("SET max_temp_directory_size = '%dMiB'", spillLimitMB(memMB)),
 		"SET autoinstall_known_extensions = false",
 		"SET autoload_known_extensions = false",
@@ -313,6 +341,9 @@ func (e *Engine) lockDown(db *sql.DB, memMB int, spillDir string, extra []string
 		"SET allowed_paths = " + sqlList(paths),
 		"SET enable_external_access = false",
 		"SET lock_configuration = true",
+	}
+	if tmp != spillDir {
+		stmts = append([]string{"SET temp_directory = " + store.SQLString(spillDir)}, stmts...)
 	}
 	for _, s := range stmts {
 		if _, err := db.Exec(s); err != nil {
@@ -374,7 +405,22 @@ func (e *Engine) Close() error {
 			err = cerr
 		}
 	}
-	if e.workDir != "" {
+	switch {
+	case e.keepDir != "":
+		// The served file stays for the next engine; spill directories and a build's file go.
+		if g := e.cur.Load(); g != nil && filepath.Dir(g.path) == e.keepDir {
+			e.keepCurrent(g)
+		}
+		current, _ := os.ReadFile(filepath.Join(e.keepDir, "current"))
+		name := strings.TrimSpace(string(current))
+		entries, _ := os.ReadDir(e.keepDir)
+		for _, ent := range entries {
+			if n := ent.Name(); n != "lock" && n != "store" && n != "current" && (name == "" || (n != name && n != name+".wal")) {
+				_ = os.RemoveAll(filepath.Join(e.keepDir, n))
+			}
+		}
+		e.keepRelease()
+	case e.workDir != "":
 		if rerr := os.RemoveAll(e.workDir); err == nil {
 			err = rerr
 		}
@@ -518,6 +564,17 @@ type buildRun struct {
 func (e *Engine) maybeRebuild(ctx context.Context) error {
 	e.lastCheck.Store(time.Now().UnixNano())
 	old := e.cur.Load()
+	if e.workDir == "" {
+		// The first look: facts kept by an earlier engine of the store serve at once.
+		kept, err := e.setUpWorkDir(ctx)
+		if err != nil {
+			return err
+		}
+		if kept != nil {
+			e.cur.Store(kept)
+			old = kept
+		}
+	}
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		err = e.rebuildOnce(ctx, old)
@@ -800,6 +857,7 @@ func (e *Engine) fullBuild(ctx context.Context, g *generation, files []store.Seg
 		return err
 	}
 	g.stmts = newStmtCache(g.db)
+	e.keep(ctx, g, true) // what the file holds, for the next start (kept.go)
 	return nil
 }
 
@@ -912,6 +970,7 @@ func (e *Engine) install(g *generation) {
 	old := e.cur.Load()
 	e.cur.Store(g)
 	e.cache.clear() // answers of older snapshots can no longer be asked for
+	e.keepCurrent(g)
 	if old != nil {
 		go func() {
 			old.inUse.Lock() // waits for the queries still reading it

@@ -178,3 +178,14 @@ func FailIncrements(f func(stmt string) error) (stop func()) {
 	incrementFault.Store(&f)
 	return func() { incrementFault.Store(nil) }
 }
+
+// KeptDir is the directory the engine keeps its facts in ("" when it keeps none).
+func KeptDir(e *Engine) string { return e.keepDir }
+
+// SetKeptWait sets how long an engine waits for another engine of the process to let go
+// of its store's kept facts, and returns the restore.
+func SetKeptWait(d time.Duration) func() {
+	old := keptWait
+	keptWait = d
+	return func() { keptWait = old }
+}

@@ -253,9 +253,33 @@ func (e *Engine) tryIncrement(ctx context.Context, old *generation, files []stor
 		g := *old
 		g.files, g.version, g.base, g.merged, g.stale = files, version, base, merged, stale
 		g.stats.Files, g.stats.Version = len(files), version
+		e.keep(ctx, &g, false)
 		return &g, true, nil
 	}
-	added, span, err := e.applyIncrement(ctx, conn, old, newFiles, old.nextFile)
+	// The generation the increment makes: its file records it in the increment's own
+	// transaction (kept.go), so a restart never takes the same segments twice.
+	incremented := func(added int64, span [2]sql.NullTime) *generation {
+		g := &generation{schema: old.schema, db: old.db, stmts: old.stmts, path: old.path, version: version, inUse: old.inUse,
+			files: files, base: base, merged: merged, nextFile: old.nextFile + len(newFiles), full: old.full, added: old.added + added, stale: stale}
+		// The statistics follow from the old ones and the added events' (a scan of every
+		// event's time costs ~0.4 s at 100M events).
+		g.stats = old.stats
+		g.stats.Events += added
+		if span[0].Valid && (g.stats.MinTS.IsZero() || span[0].Time.Before(g.stats.MinTS)) {
+			g.stats.MinTS = span[0].Time
+		}
+		if span[1].Valid && span[1].Time.After(g.stats.MaxTS) {
+			g.stats.MaxTS = span[1].Time
+		}
+		g.stats.Files, g.stats.Version, g.stats.BuiltAt = len(files), version, time.Now()
+		g.stats.Increments = old.stats.Increments + 1
+		return g
+	}
+	var g *generation
+	added, span, err := e.applyIncrement(ctx, conn, old, newFiles, old.nextFile, func(added int64, span [2]sql.NullTime) (string, error) {
+		g = incremented(added, span)
+		return e.keptStatement(g, false)
+	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, false, err
@@ -280,27 +304,20 @@ func (e *Engine) tryIncrement(ctx context.Context, old *generation, files []stor
 		return nil, false, nil
 	}
 	e.incrementMemoryFailures = 0
-	g := &generation{schema: old.schema, db: old.db, stmts: old.stmts, path: old.path, version: version, inUse: old.inUse,
-		files: files, base: base, merged: merged, nextFile: old.nextFile + len(newFiles), full: old.full, added: old.added + added, stale: stale}
-	// The statistics follow from the old ones and the added events' (a scan of every
-	// event's time costs ~0.4 s at 100M events).
-	g.stats = old.stats
-	g.stats.Events += added
-	if span[0].Valid && (g.stats.MinTS.IsZero() || span[0].Time.Before(g.stats.MinTS)) {
-		g.stats.MinTS = span[0].Time
+	if g == nil {
+		// Every new event was a duplicate: nothing was written but the listing.
+		g = incremented(added, span)
+		e.keep(ctx, g, false)
 	}
-	if span[1].Valid && span[1].Time.After(g.stats.MaxTS) {
-		g.stats.MaxTS = span[1].Time
-	}
-	g.stats.Files, g.stats.Version, g.stats.BuiltAt = len(files), version, time.Now()
-	g.stats.Increments = old.stats.Increments + 1
 	return g, true, nil
 }
 
 // applyIncrement adds the events of files (arrival ranks first, first+1, ... in arrival
-// order) to generation g in place.
+// order) to generation g in place. Before it commits, it runs the statement record gives
+// for the events added (none: nothing is written when every new event is a duplicate).
 // It returns how many events were added and their earliest and latest times.
-func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generation, files []store.Segment, first int) (added int64, span [2]sql.NullTime, err error) {
+func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generation, files []store.Segment, first int,
+	record func(added int64, span [2]sql.NullTime) (string, error)) (added int64, span [2]sql.NullTime, err error) {
 	rel, err := segmentsRelation(ctx, conn, files, first)
 	if err != nil {
 		return 0, span, err
@@ -633,10 +650,18 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 			}
 		}
 	}
-	err = run(
-		`INSERT INTO {g}.f_quality `+qualitySelect("temp.inc_d"),
-		`COMMIT`,
-	)
+	kept, err := record(added, span)
+	if err != nil {
+		return 0, span, err
+	}
+	err = run(`INSERT INTO {g}.f_quality ` + qualitySelect("temp.inc_d"))
+	if err == nil && kept != "" {
+		// Not through run: the record is no template, and its JSON may hold "{g}".
+		_, err = conn.ExecContext(ctx, kept)
+	}
+	if err == nil {
+		err = run(`COMMIT`)
+	}
 	if err == nil {
 		inTx = false
 		if fi, statErr := os.Stat(g.path + ".wal"); statErr == nil {

@@ -5,6 +5,7 @@ package models
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -27,6 +28,9 @@ type Settings struct {
 	MaxConcurrentQueries int    `json:"maxConcurrentQueries"`
 	// DemoEvents sizes the embedded demo store (default 300000).
 	DemoEvents int `json:"demoEvents"`
+	// FactsDir is where the derived facts are kept across restarts of the plugin (kpi
+	// Options.FactsDir): empty means kpi.DefaultFactsDir(), "none" not to keep them.
+	FactsDir string `json:"factsDir"`
 
 	// Secrets never serialise.
 	Secrets Secrets `json:"-"`
@@ -59,6 +63,20 @@ const (
 	MaxDemoEvents             = 20_000_000
 )
 
+// FactsDirNone as factsDir: the facts are not kept across restarts.
+const FactsDirNone = "none"
+
+// KeptFactsDir is the kpi engine's FactsDir: "" when the facts are not kept.
+func (s *Settings) KeptFactsDir() string {
+	switch s.FactsDir {
+	case FactsDirNone:
+		return ""
+	case "":
+		return kpi.DefaultFactsDir()
+	}
+	return s.FactsDir
+}
+
 // QueryTimeout is the per-query time limit.
 func (s *Settings) QueryTimeout() time.Duration {
 	return time.Duration(s.QueryTimeoutSeconds) * time.Second
@@ -73,6 +91,10 @@ func Load(src backend.DataSourceInstanceSettings) (*Settings, error) {
 		}
 	}
 	s.StorePath = strings.TrimSpace(s.StorePath)
+	s.FactsDir = strings.TrimSpace(s.FactsDir)
+	if s.FactsDir != "" && s.FactsDir != FactsDirNone && !filepath.IsAbs(s.FactsDir) {
+		return nil, fmt.Errorf("setting factsDir = %q is not an absolute path: name a directory such as /var/lib/grafana/blueticks-facts, leave it empty for the default, or set it to %q not to keep the facts", s.FactsDir, FactsDirNone)
+	}
 	s.Secrets.HashKey = src.DecryptedSecureJSONData["hashKey"]
 	if err := s.applyDefaults(); err != nil {
 		return nil, err

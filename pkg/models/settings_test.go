@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/kpi"
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/models"
 )
 
@@ -38,6 +39,7 @@ func TestBadSettings(t *testing.T) {
 		`{"maxRows":"ten"}`:             "not valid",
 		`{"threads":1000}`:              "threads = 1000 is out of range",
 		`not json`:                      "not valid",
+		`{"factsDir":"facts"}`:          `factsDir = "facts" is not an absolute path`,
 	} {
 		_, err := models.Load(backend.DataSourceInstanceSettings{JSONData: json.RawMessage(js),
 			DecryptedSecureJSONData: map[string]string{"hashKey": secret}})
@@ -45,4 +47,20 @@ func TestBadSettings(t *testing.T) {
 		assert.Contains(t, err.Error(), want, js)
 		assert.NotContains(t, err.Error(), secret)
 	}
+}
+
+// factsDir: empty keeps the facts in the default directory, "none" does not keep them, an
+// absolute path keeps them there.
+func TestFactsDir(t *testing.T) {
+	for js, want := range map[string]string{
+		`{}`:                               kpi.DefaultFactsDir(),
+		`{"factsDir":"  "}`:                kpi.DefaultFactsDir(),
+		`{"factsDir":"none"}`:              "",
+		`{"factsDir":" /var/lib/facts  "}`: "/var/lib/facts",
+	} {
+		s, err := models.Load(backend.DataSourceInstanceSettings{JSONData: json.RawMessage(js)})
+		require.NoError(t, err, js)
+		assert.Equal(t, want, s.KeptFactsDir(), js)
+	}
+	assert.Contains(t, kpi.DefaultFactsDir(), "blueticks-facts-")
 }

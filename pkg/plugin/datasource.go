@@ -96,6 +96,7 @@ func (d *Datasource) getEngine() (*kpi.Engine, error) {
 		Threads:            d.settings.Threads,
 		MaxRows:            d.settings.MaxRows,
 		Demo:               demo.Config{Events: d.settings.DemoEvents, Days: 90, Seed: 1},
+		FactsDir:           d.settings.KeptFactsDir(),
 	}
 	if d.settings.StorePath != "" {
 		if err := checkFileKind(d.settings.StorePath); err != nil {
@@ -278,7 +279,8 @@ func (d *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequ
 		msg += fmt.Sprintf("; rebuilding the facts in full in the background since %s (%s)",
 			st.RebuildingSince.UTC().Format(time.RFC3339), time.Since(st.RebuildingSince).Round(time.Second))
 	}
-	details := fmt.Sprintf(`{"store":%q,"events":%d,"files":%d,"version":%q}`, d.storeLabel(), st.Events, st.Files, st.Version)
+	details := fmt.Sprintf(`{"store":%q,"events":%d,"files":%d,"version":%q,"fullBuilds":%d,"increments":%d}`,
+		d.storeLabel(), st.Events, st.Files, st.Version, st.FullBuilds, st.Increments)
 	return &backend.CheckHealthResult{Status: backend.HealthStatusOk, Message: msg, JSONDetails: []byte(details)}, nil
 }
 

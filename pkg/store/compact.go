@@ -59,7 +59,7 @@ type CompactResult struct {
 func (w *Writer) Compact(ctx context.Context, opts CompactOptions) (CompactResult, error) {
 	opts.defaults()
 	var res CompactResult
-	unlock, ok, err := tryLock(filepath.Join(w.dir, "compact.lock"))
+	unlock, ok, err := TryLock(filepath.Join(w.dir, "compact.lock"))
 	if err != nil {
 		return res, err
 	}

@@ -7,8 +7,9 @@ import (
 	"syscall"
 )
 
-// tryLock takes an exclusive, non-blocking flock on path. The lock dies with the process.
-func tryLock(path string) (unlock func(), ok bool, err error) {
+// TryLock takes an exclusive, non-blocking flock on path (ok false: another holder has it,
+// in this process or another). The lock dies with the process.
+func TryLock(path string) (unlock func(), ok bool, err error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, false, err

@@ -4,8 +4,8 @@ package store
 
 import "os"
 
-// tryLock on Windows uses an exclusively created lock file (removed on unlock).
-func tryLock(path string) (unlock func(), ok bool, err error) {
+// TryLock on Windows uses an exclusively created lock file (removed on unlock).
+func TryLock(path string) (unlock func(), ok bool, err error) {
 	f, err := os.OpenFile(path+".excl", os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
 	if err != nil {
 		if os.IsExist(err) {

@@ -25,7 +25,7 @@ type RetentionResult struct {
 // never runs at the same time as Compact in any process.
 func (w *Writer) DropBefore(ctx context.Context, cutoff time.Time) (RetentionResult, error) {
 	var res RetentionResult
-	unlock, ok, err := tryLock(filepath.Join(w.dir, "compact.lock"))
+	unlock, ok, err := TryLock(filepath.Join(w.dir, "compact.lock"))
 	if err != nil {
 		return res, err
 	}

@@ -84,7 +84,7 @@ func TestDropBeforeSkipsWhileCompacting(t *testing.T) {
 	w, err := OpenWriter(dir)
 	require.NoError(t, err)
 	defer w.Close()
-	unlock, ok, err := tryLock(filepath.Join(dir, "compact.lock"))
+	unlock, ok, err := TryLock(filepath.Join(dir, "compact.lock"))
 	require.NoError(t, err)
 	require.True(t, ok)
 	defer unlock()

@@ -7,6 +7,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +18,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/demo"
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/events"
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/kpi"
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/store"
 	"github.com/blueticks/blueticks-whatsapp-datasource/tests/harness"
 )
 
@@ -222,4 +227,81 @@ func TestPluginBinaryMissingStore(t *testing.T) {
 	require.NoError(t, err)
 	require.Error(t, resp.Responses["A"].Error)
 	assert.Contains(t, resp.Responses["A"].Error.Error(), "does not exist")
+}
+
+// The plugin keeps a store's facts across restarts (factsDir): killed (as Grafana kills a
+// plugin it stops, or the kernel does) right after new events were published, it starts
+// again serving the kept facts, takes what the store gained, and answers exactly what a
+// plugin that builds everything afresh answers.
+func TestPluginBinaryKeepsFactsAcrossAKill(t *testing.T) {
+	dir := t.TempDir()
+	w, err := store.OpenWriter(dir)
+	require.NoError(t, err)
+	defer w.Close()
+	end := time.Now().UTC().Truncate(time.Hour)
+	var all []events.Event
+	require.NoError(t, demo.Generate(demo.Config{Events: 20_000, Days: 14, Seed: 7, End: end}, func(e *events.Event) error {
+		all = append(all, e.Clone())
+		return nil
+	}))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	_, err = w.Append(ctx, all[:15_000], store.AppendOptions{})
+	require.NoError(t, err)
+
+	settings := func(factsDir string) backend.DataSourceInstanceSettings {
+		s := harness.StoreSettings(dir)
+		s.JSONData, _ = json.Marshal(map[string]any{"storePath": dir, "factsDir": factsDir})
+		return s
+	}
+	type health struct {
+		Events     int64 `json:"events"`
+		FullBuilds int   `json:"fullBuilds"`
+		Increments int   `json:"increments"`
+	}
+	healthOf := func(c *harness.Client) health {
+		t.Helper()
+		h, err := c.CheckHealth(ctx)
+		require.NoError(t, err)
+		require.Equal(t, backend.HealthStatusOk, h.Status, h.Message)
+		var got health
+		require.NoError(t, json.Unmarshal(h.JSONDetails, &got), string(h.JSONDetails))
+		return got
+	}
+	req := &backend.QueryDataRequest{Queries: []backend.DataQuery{
+		query("table", `{"queryType":"table","metrics":["sent","delivered","read","reply_rate","conversions","revenue"],"groupBy":["campaign"]}`, end.AddDate(0, 0, -15), end.Add(time.Hour)),
+		query("series", `{"queryType":"timeseries","metrics":["delivery_rate","block_rate"],"bucket":"1d"}`, end.AddDate(0, 0, -15), end.Add(time.Hour)),
+	}}
+	answer := func(c *harness.Client) string {
+		t.Helper()
+		resp, err := c.QueryData(ctx, req)
+		require.NoError(t, err)
+		b, err := json.Marshal(map[string]any{"table": resp.Responses["table"].Frames, "series": resp.Responses["series"].Frames})
+		require.NoError(t, err)
+		for _, r := range resp.Responses {
+			require.NoError(t, r.Error)
+		}
+		return string(b)
+	}
+
+	facts := filepath.Join(t.TempDir(), "facts")
+	first := harness.Start(t, exec.Command(harness.Binary(t)), settings(facts))
+	h := healthOf(first)
+	require.Equal(t, 1, h.FullBuilds)
+	answer(first)
+	_, err = w.Append(ctx, all[15_000:], store.AppendOptions{})
+	require.NoError(t, err)
+	first.Kill()
+
+	second := harness.Start(t, exec.Command(harness.Binary(t)), settings(facts))
+	h = healthOf(second)
+	assert.Equal(t, 0, h.FullBuilds, "served from the kept facts")
+	assert.GreaterOrEqual(t, h.Increments, 1, "what the store gained is taken as an increment")
+	got := answer(second)
+
+	fresh := harness.Start(t, exec.Command(harness.Binary(t)), settings("none"))
+	hf := healthOf(fresh)
+	assert.Equal(t, 1, hf.FullBuilds)
+	assert.Equal(t, hf.Events, h.Events)
+	assert.Equal(t, answer(fresh), got, "the kept facts answer as a full build does")
 }

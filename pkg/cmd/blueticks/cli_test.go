@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +36,16 @@ func TestMain(m *testing.M) {
 	if os.Getenv(cliProcessEnv) != "" {
 		main() // exits; the arguments are the CLI's
 	}
-	os.Exit(m.Run())
+	// query keeps facts in the system's temporary directory by default: keep this run's
+	// apart from the machine's.
+	tmp, err := os.MkdirTemp("", "blueticks-cli-test-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("TMPDIR", tmp)
+	code := m.Run()
+	os.RemoveAll(tmp)
+	os.Exit(code)
 }
 
 // cliProcess runs the CLI in a child process (this test binary, running main) and returns
@@ -158,7 +168,8 @@ func TestLogLevel(t *testing.T) {
 	assert.Regexp(t, `^sent\n[0-9]+\n$`, quiet)
 	assert.Empty(t, errs, "by default stderr has no log lines below warn")
 
-	code, out, errs := cliProcess(t, slices.Concat(query, []string{"--log-level", "debug", q})...)
+	// Not kept: this run builds the facts again, and building logs its steps at debug.
+	code, out, errs := cliProcess(t, slices.Concat(query, []string{"--log-level", "debug", "--facts-dir", "none", q})...)
 	require.Equal(t, 0, code, errs)
 	assert.Equal(t, quiet, out)
 	assert.Contains(t, errs, `"@level":"debug","@message":"build step"`)
@@ -167,6 +178,41 @@ func TestLogLevel(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Empty(t, out)
 	assert.Contains(t, errs, `blueticks query: invalid value "loud" for flag -log-level: use debug, info, warn or error`)
+}
+
+// query keeps the store's facts between runs (--facts-dir): the next run serves them and
+// takes what the store gained meanwhile, instead of building them again.
+func TestQueryKeepsFacts(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	code, _, errs := cli(t, "demo", "--store", dir, "--events", "3000", "--days", "7")
+	require.Equal(t, 0, code, errs)
+	facts := filepath.Join(t.TempDir(), "facts")
+	query := []string{"query", "--store", dir, "--from", "2020-01-01", "--to", "2030-01-01", "--format", "csv",
+		"--facts-dir", facts, "--log-level", "info", `{"queryType":"table","metrics":["received"]}`}
+
+	code, first, errs := cliProcess(t, query...)
+	require.Equal(t, 0, code, errs)
+	assert.NotContains(t, errs, "serving the kept facts")
+	code, out, errs := cliProcess(t, query...)
+	require.Equal(t, 0, code, errs)
+	assert.Equal(t, first, out)
+	assert.Contains(t, errs, `"@message":"serving the kept facts"`)
+	assert.NotContains(t, errs, "build process done", "not built again")
+
+	f := filepath.Join(t.TempDir(), "one.ndjson")
+	require.NoError(t, os.WriteFile(f, []byte(`{"event_id":"kept-1","ts":"2026-03-01T10:00:00Z","type":"received","contact_id":"c_kept","message_id":"in-kept"}`+"\n"), 0o644))
+	code, _, errs = cli(t, "import", "--store", dir, f)
+	require.Equal(t, 0, code, errs)
+	code, out, errs = cliProcess(t, query...)
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, errs, `"@message":"serving the kept facts"`)
+	assert.NotContains(t, errs, "build process done")
+	n := func(csv string) int {
+		v, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(csv, "received\n")))
+		require.NoError(t, err, csv)
+		return v
+	}
+	assert.Equal(t, n(first)+1, n(out), "the imported event is counted")
 }
 
 func TestParseTimeArg(t *testing.T) {

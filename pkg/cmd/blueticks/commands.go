@@ -192,6 +192,7 @@ func runQuery(ctx context.Context, args []string) error {
 	toS := fs.String("to", "now", "end of the time range")
 	format := fs.String("format", "table", "output: table, json or csv")
 	maxPoints := fs.Int64("max-points", 1000, "most buckets per series when the query has no bucket")
+	factsDir := fs.String("facts-dir", "", "where the store's derived facts are kept between runs, so the next query on it does not build them again (default: "+kpi.DefaultFactsDir()+"); none: not kept")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -212,6 +213,13 @@ func runQuery(ctx context.Context, args []string) error {
 		return err
 	}
 	opts := kpi.Options{Demo: demo.Config{Events: 300_000, Days: 90, Seed: 1}}
+	switch *factsDir {
+	case "":
+		opts.FactsDir = kpi.DefaultFactsDir()
+	case "none":
+	default:
+		opts.FactsDir = *factsDir
+	}
 	if *dir != "" {
 		src, err := store.OpenSource(*dir)
 		if err != nil {
@@ -224,6 +232,16 @@ func runQuery(ctx context.Context, args []string) error {
 		return err
 	}
 	defer e.Close()
+	if opts.Source != nil {
+		// A one-off query answers the store as it is now: when kept facts need a full
+		// build (the store lost segments since), wait for it rather than answer from them.
+		if err := e.Refresh(ctx); err != nil {
+			return err
+		}
+		if _, err := e.Stats(ctx); err != nil {
+			return err
+		}
+	}
 	frames, err := e.Run(ctx, kpi.Request{Query: q, From: from, To: to, Interval: time.Minute, MaxDataPoints: *maxPoints})
 	if err != nil {
 		return err

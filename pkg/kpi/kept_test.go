@@ -1,0 +1,285 @@
+package kpi_test
+
+import (
+	"context"
+	"database/sql"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/kpi"
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/store"
+)
+
+// keptQueries cover every fact table and the rollups.
+var keptQueries = []string{
+	`{"queryType":"table","metrics":["sent","delivered","read","clicks","conversions","revenue","reply_rate"],"groupBy":["campaign"],"limit":500}`,
+	`{"queryType":"table","metrics":["received","blocked","new_contacts","conversations","resolution_time","response_time"],"groupBy":["agent_id"],"limit":500}`,
+	`{"queryType":"timeseries","metrics":["delivery_rate","block_rate"]}`,
+}
+
+// keptSetup is a store fed from a demo event list, and an opener of engines that keep
+// their facts under one facts directory.
+type keptSetup struct {
+	t        *testing.T
+	src      *store.Source
+	feed     func(n int)
+	factsDir string
+	from, to time.Time
+}
+
+func newKeptSetup(t *testing.T, n int) *keptSetup {
+	if runtime.GOOS == "windows" {
+		t.Skip("facts are not kept on Windows")
+	}
+	t.Cleanup(kpi.SetMaxIncrementalShare(1e9))
+	end := time.Date(2026, 3, 30, 13, 17, 0, 0, time.UTC)
+	dir := t.TempDir()
+	w, err := store.OpenWriter(dir)
+	require.NoError(t, err)
+	t.Cleanup(func() { w.Close() })
+	src, err := store.OpenSource(dir)
+	require.NoError(t, err)
+	return &keptSetup{t: t, src: src, feed: eventFeed(t, w, demoEvents(t, seededRand(t), n, 10, end)),
+		factsDir: t.TempDir(), from: end.AddDate(0, 0, -11), to: end.Add(time.Hour)}
+}
+
+// open starts an engine keeping its facts under factsDir and waits for its first snapshot.
+func (k *keptSetup) open(factsDir string) (*kpi.Engine, kpi.Stats) {
+	k.t.Helper()
+	e, err := kpi.New(kpi.Options{Source: k.src, Threads: 2, MemoryLimitMB: 256, CheckEvery: time.Hour, FactsDir: factsDir})
+	require.NoError(k.t, err)
+	k.t.Cleanup(func() { e.Close() })
+	require.NoError(k.t, e.Refresh(context.Background()))
+	st, err := e.Stats(context.Background())
+	require.NoError(k.t, err)
+	return e, st
+}
+
+// keptFiles lists the files of the engine's kept directory.
+func keptFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// A restarted engine serves the facts the last one kept, and takes what the store gained
+// meanwhile as an increment instead of building in full; its answers equal a full build.
+func TestKeptFactsServeAfterRestart(t *testing.T) {
+	k := newKeptSetup(t, 4_000)
+	ctx := context.Background()
+	k.feed(3_000)
+	a, st := k.open(k.factsDir)
+	require.Equal(t, 1, st.FullBuilds)
+	dir := kpi.KeptDir(a)
+	require.NotEmpty(t, dir, "the engine keeps its facts")
+	require.Equal(t, k.factsDir, filepath.Dir(dir))
+	k.feed(300)
+	require.NoError(t, a.Refresh(ctx))
+	st, err := a.Stats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, st.Increments)
+	eventsBefore := st.Events
+	require.NoError(t, a.Close())
+	assert.ElementsMatch(t, []string{"lock", "store", "current", "facts-g1.duckdb"}, keptFiles(t, dir),
+		"only the served file stays (its WAL is checkpointed at close)")
+
+	// Restarted with nothing new: no build, no increment, the same events.
+	b, st := k.open(k.factsDir)
+	assert.Equal(t, 0, st.FullBuilds, "served from the kept file")
+	assert.Equal(t, 1, st.Increments, "the increment before the restart is counted")
+	assert.Equal(t, eventsBefore, st.Events)
+	assert.Equal(t, dir, kpi.KeptDir(b))
+	requireMatchesFullBuild(t, "restarted", k.src, b, keptQueries, k.from, k.to)
+	require.NoError(t, b.Close())
+
+	// Restarted after the store grew: one increment.
+	k.feed(-1)
+	c, st := k.open(k.factsDir)
+	assert.Equal(t, 0, st.FullBuilds)
+	assert.Equal(t, 2, st.Increments)
+	assert.Greater(t, st.Events, eventsBefore)
+	requireMatchesFullBuild(t, "restarted after the store grew", k.src, c, keptQueries, k.from, k.to)
+}
+
+// The facts file is recorded in the increment's own transaction: a copy of the kept
+// directory taken while the engine runs (what a killed process leaves, with DuckDB's WAL)
+// serves a later engine, which takes only the segments the copy did not hold.
+func TestKeptFactsAfterAKill(t *testing.T) {
+	k := newKeptSetup(t, 4_000)
+	ctx := context.Background()
+	k.feed(3_000)
+	a, _ := k.open(k.factsDir)
+	k.feed(300)
+	require.NoError(t, a.Refresh(ctx))
+	copyDir := filepath.Join(t.TempDir(), "facts")
+	copyTree(t, kpi.KeptDir(a), filepath.Join(copyDir, filepath.Base(kpi.KeptDir(a))))
+	k.feed(-1)
+
+	b, st := k.open(copyDir)
+	assert.Equal(t, 0, st.FullBuilds, "the copy serves")
+	assert.Equal(t, 2, st.Increments, "the increment recorded before the copy, and the segment after it")
+	requireMatchesFullBuild(t, "from the copy", k.src, b, keptQueries, k.from, k.to)
+}
+
+// Kept facts that are not good are removed and built again: other definitions of the
+// facts (another version of the plugin or DuckDB), a record naming another store, a
+// damaged file. A store that lost segments is rebuilt in the background, the kept facts
+// serving meanwhile.
+func TestKeptFactsNotGoodAreRebuilt(t *testing.T) {
+	k := newKeptSetup(t, 3_000)
+	ctx := context.Background()
+	k.feed(2_000)
+	a, _ := k.open(k.factsDir)
+	dir := kpi.KeptDir(a)
+	require.NoError(t, a.Close())
+	served := func() string {
+		t.Helper()
+		current, err := os.ReadFile(filepath.Join(dir, "current"))
+		require.NoError(t, err)
+		return filepath.Join(dir, strings.TrimSpace(string(current)))
+	}
+	edit := func(stmt string) {
+		t.Helper()
+		db, err := sql.Open("duckdb", served())
+		require.NoError(t, err)
+		_, err = db.Exec(stmt)
+		require.NoError(t, err)
+		require.NoError(t, db.Close())
+	}
+	rebuilt := func(label string) {
+		t.Helper()
+		e, st := k.open(k.factsDir)
+		assert.Equal(t, 1, st.FullBuilds, label+": built in full")
+		requireMatchesFullBuild(t, label, k.src, e, keptQueries, k.from, k.to)
+		require.NoError(t, e.Close())
+		assert.Len(t, keptFiles(t, dir), 4, label+": lock, store, current and the new file")
+		assert.FileExists(t, served(), label)
+	}
+
+	edit(`UPDATE main.bt_kept SET state = json_merge_patch(state, '{"fingerprint": "0000"}')`)
+	rebuilt("other definitions")
+	edit(`UPDATE main.bt_kept SET state = json_merge_patch(state, '{"store": "/elsewhere"}')`)
+	rebuilt("another store's record")
+	edit(`DROP TABLE main.bt_kept`)
+	rebuilt("no record")
+
+	// A damaged file: built again, no error for the query.
+	require.NoError(t, os.WriteFile(served(), []byte("not a database"), 0o600))
+	e, st := k.open(k.factsDir)
+	assert.Equal(t, 1, st.FullBuilds, "a damaged file: built in full")
+	requireMatchesFullBuild(t, "after a damaged file", k.src, e, keptQueries, k.from, k.to)
+	eventsKept := st.Events
+	require.NoError(t, e.Close())
+
+	// A segment removed while no engine ran: the kept facts serve at once (they hold
+	// events the store no longer has) while a full build runs; then it serves.
+	segs, err := store.ListSegments(k.src.Path)
+	require.NoError(t, err)
+	require.NoError(t, os.Remove(segs[0].Path))
+	release := kpi.HoldFullBuilds(nil)
+	e, err = kpi.New(kpi.Options{Source: k.src, Threads: 2, MemoryLimitMB: 256, CheckEvery: time.Hour, FactsDir: k.factsDir})
+	require.NoError(t, err)
+	defer e.Close()
+	require.NoError(t, kpi.Look(e))
+	assert.True(t, kpi.FullBuildRunning(e), "a full build runs in the background")
+	assert.Equal(t, eventsKept, kpi.SnapshotEvents(e), "the kept facts serve meanwhile")
+	release()
+	kpi.WaitFullBuild(e)
+	require.NoError(t, e.Refresh(ctx))
+	st, err = e.Stats(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, st.FullBuilds)
+	assert.Less(t, st.Events, eventsKept)
+	requireMatchesFullBuild(t, "after a segment was removed", k.src, e, keptQueries, k.from, k.to)
+}
+
+// One engine at a time keeps a store's facts. A second engine of the same process waits
+// for the first to close (Grafana closes an instance whose settings changed 5 s after
+// opening the new one) and then serves the kept facts; past the wait, it builds in a
+// private directory of its own.
+func TestKeptFactsOneEngineAtATime(t *testing.T) {
+	k := newKeptSetup(t, 2_000)
+	k.feed(-1)
+	a, _ := k.open(k.factsDir)
+	dir := kpi.KeptDir(a)
+
+	defer kpi.SetKeptWait(200 * time.Millisecond)()
+	b, st := k.open(k.factsDir)
+	assert.Equal(t, 1, st.FullBuilds)
+	assert.Empty(t, kpi.KeptDir(b), "past the wait: a private directory")
+	assert.NotEqual(t, dir, kpi.WorkDir(b))
+	requireSameAnswers(t, "private beside kept: ", keptQueries, k.from, k.to, a, b)
+	require.NoError(t, b.Close())
+	assert.NoDirExists(t, kpi.WorkDir(b), "the private directory is removed at close")
+
+	kpi.SetKeptWait(time.Minute)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		a.Close()
+	}()
+	c, st := k.open(k.factsDir)
+	assert.Equal(t, 0, st.FullBuilds, "took over the kept facts once the first engine closed")
+	assert.Equal(t, dir, kpi.KeptDir(c))
+}
+
+// A facts directory others may write is refused (another user could place facts there):
+// the engine builds privately and says why in the log.
+func TestKeptFactsDirMustBePrivate(t *testing.T) {
+	k := newKeptSetup(t, 1_000)
+	k.feed(-1)
+	shared := filepath.Join(t.TempDir(), "shared")
+	require.NoError(t, os.Mkdir(shared, 0o777))
+	require.NoError(t, os.Chmod(shared, 0o777))
+	e, st := k.open(shared)
+	assert.Equal(t, 1, st.FullBuilds)
+	assert.Empty(t, kpi.KeptDir(e))
+	entries, err := os.ReadDir(shared)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "nothing is written there")
+}
+
+// Kept directories of stores that are gone are removed by the next engine.
+func TestKeptFactsOfGoneStoresRemoved(t *testing.T) {
+	k := newKeptSetup(t, 1_000)
+	k.feed(-1)
+	gone := filepath.Join(k.factsDir, "0123456789abcdef")
+	require.NoError(t, os.MkdirAll(gone, 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(gone, "store"), []byte("/no/such/store\n"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(gone, "facts-g1.duckdb"), []byte("x"), 0o600))
+	k.open(k.factsDir)
+	assert.NoDirExists(t, gone)
+}
+
+// copyTree copies the regular files of src into dst.
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	require.NoError(t, os.MkdirAll(dst, 0o700))
+	entries, err := os.ReadDir(src)
+	require.NoError(t, err)
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		in, err := os.Open(filepath.Join(src, e.Name()))
+		require.NoError(t, err)
+		out, err := os.Create(filepath.Join(dst, e.Name()))
+		require.NoError(t, err)
+		_, err = io.Copy(out, in)
+		require.NoError(t, err)
+		in.Close()
+		require.NoError(t, out.Close())
+	}
+}
