@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -195,6 +196,7 @@ func (e *Engine) takeKeptDir(ctx context.Context) (string, error) {
 			keptHolders.Unlock()
 			e.keepDir = dir
 			e.keepRelease = sync.OnceFunc(func() { // Close may run more than once
+				touchKept(dir)
 				unlock()
 				keptHolders.Lock()
 				if keptHolders.m[dir] == released {
@@ -259,8 +261,7 @@ func removeAbandonedKept(base string) {
 		dir := filepath.Join(base, ent.Name())
 		used, _ := os.Stat(filepath.Join(dir, "lock"))
 		path, err := os.ReadFile(filepath.Join(dir, "store"))
-		_, gone := os.Stat(strings.TrimSpace(string(path)))
-		if err == nil && gone == nil && used != nil && time.Since(used.ModTime()) < keptUnused {
+		if err == nil && !storeGone(strings.TrimSpace(string(path))) && used != nil && time.Since(used.ModTime()) < keptUnused {
 			continue
 		}
 		unlock, ok, err := store.TryLock(filepath.Join(dir, "lock"))
@@ -272,6 +273,23 @@ func removeAbandonedKept(base string) {
 	}
 }
 
+// storeGone says whether nothing is at a store path any more (a glob: nothing matches).
+func storeGone(path string) bool {
+	if strings.ContainsAny(path, "*?[") {
+		m, err := filepath.Glob(path)
+		return err == nil && len(m) == 0
+	}
+	_, err := os.Stat(path)
+	return errors.Is(err, fs.ErrNotExist)
+}
+
+// touchKept marks the kept directory as in use (removeAbandonedKept goes by the lock
+// file's time): at the start, at each full build served and at close.
+func touchKept(dir string) {
+	now := time.Now()
+	_ = os.Chtimes(filepath.Join(dir, "lock"), now, now)
+}
+
 var keptFileName = regexp.MustCompile(`^facts-(g([0-9]+))\.duckdb$`)
 
 // openKept returns the snapshot kept in the engine's kept directory, opened with the
@@ -279,7 +297,7 @@ var keptFileName = regexp.MustCompile(`^facts-(g([0-9]+))\.duckdb$`)
 // spill directory left by a process that was killed) and a kept file that is not good.
 func (e *Engine) openKept(ctx context.Context) *generation {
 	dir := e.keepDir
-	_ = os.Chtimes(filepath.Join(dir, "lock"), time.Now(), time.Now()) // in use (removeAbandonedKept)
+	touchKept(dir)
 	name := ""
 	if b, err := os.ReadFile(filepath.Join(dir, "current")); err == nil {
 		name = strings.TrimSpace(string(b))
@@ -419,4 +437,5 @@ func (e *Engine) keepCurrent(g *generation) {
 	if err != nil {
 		log.DefaultLogger.Warn("could not name the kept facts file", "file", g.path, "error", err)
 	}
+	touchKept(e.keepDir)
 }

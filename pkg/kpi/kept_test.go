@@ -251,16 +251,41 @@ func TestKeptFactsDirMustBePrivate(t *testing.T) {
 	assert.Empty(t, entries, "nothing is written there")
 }
 
-// Kept directories of stores that are gone are removed by the next engine.
+// Kept directories of stores that are gone, or unused for 7 days, are removed by the next
+// engine; those of stores still there (a glob that matches included) and in use stay.
 func TestKeptFactsOfGoneStoresRemoved(t *testing.T) {
 	k := newKeptSetup(t, 1_000)
 	k.feed(-1)
-	gone := filepath.Join(k.factsDir, "0123456789abcdef")
-	require.NoError(t, os.MkdirAll(gone, 0o700))
-	require.NoError(t, os.WriteFile(filepath.Join(gone, "store"), []byte("/no/such/store\n"), 0o600))
-	require.NoError(t, os.WriteFile(filepath.Join(gone, "facts-g1.duckdb"), []byte("x"), 0o600))
-	k.open(k.factsDir)
-	assert.NoDirExists(t, gone)
+	kept := func(name, storePath string, lastUsed time.Time) string {
+		t.Helper()
+		dir := filepath.Join(k.factsDir, name)
+		require.NoError(t, os.MkdirAll(dir, 0o700))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "store"), []byte(storePath+"\n"), 0o600))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "facts-g1.duckdb"), []byte("x"), 0o600))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "lock"), nil, 0o600))
+		require.NoError(t, os.Chtimes(filepath.Join(dir, "lock"), lastUsed, lastUsed))
+		return dir
+	}
+	now := time.Now()
+	gone := kept("0000000000000001", "/no/such/store", now)
+	unused := kept("0000000000000002", k.src.Path, now.Add(-8*24*time.Hour))
+	used := kept("0000000000000003", k.src.Path, now.Add(-6*24*time.Hour))
+	glob := kept("0000000000000004", filepath.Join(k.src.Path, "segments", "*.parquet"), now)
+	globGone := kept("0000000000000005", filepath.Join(k.src.Path, "nothing-*.parquet"), now)
+	e, _ := k.open(k.factsDir)
+	assert.NoDirExists(t, gone, "its store is gone")
+	assert.NoDirExists(t, unused, "unused for 8 days")
+	assert.NoDirExists(t, globGone, "its glob matches nothing")
+	assert.DirExists(t, used, "used 6 days ago")
+	assert.DirExists(t, glob, "its glob matches")
+	dir := kpi.KeptDir(e)
+	require.NoError(t, os.Chtimes(filepath.Join(dir, "lock"), now.Add(-30*24*time.Hour), now.Add(-30*24*time.Hour)))
+	require.NoError(t, e.Close())
+	info, err := os.Stat(filepath.Join(dir, "lock"))
+	require.NoError(t, err)
+	assert.WithinDuration(t, time.Now(), info.ModTime(), time.Minute, "Close marks the directory used")
+	_, st := k.open(k.factsDir)
+	assert.Equal(t, 0, st.FullBuilds, "a store kept for long is not taken for unused at its own restart")
 }
 
 // copyTree copies the regular files of src into dst.
