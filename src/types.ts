@@ -121,8 +121,8 @@ export interface BlueTicksOptions extends DataSourceJsonData {
   storePath?: string;
   /**
    * Where the backend keeps the facts it derives from the store across plugin restarts, so a
-   * restart serves them at once instead of rebuilding them. Absent: a private directory in the
-   * system's temporary directory (`$TMPDIR/blueticks-facts-<uid>`); an absolute path: that
+   * restart serves them at once instead of rebuilding them. Absent: `blueticks-facts` beside
+   * Grafana's plugins directory (README, `factsDir`); an absolute path: that
    * directory (not writable by others); `none`: not kept. No effect on the embedded demo store.
    */
   factsDir?: string;

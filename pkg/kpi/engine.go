@@ -384,7 +384,9 @@ func sqlList(items []string) string {
 
 // Close drops the snapshot and closes DuckDB.
 func (e *Engine) Close() error {
-	e.closed.Store(true)
+	if !e.closed.CompareAndSwap(false, true) {
+		return nil // closed already: the kept directory may be another engine's by now
+	}
 	e.lifeCancel() // interrupts a build in progress
 	// A look in progress may still start a build; once it is done none starts (closed).
 	e.rebuild.Lock()
@@ -395,6 +397,14 @@ func (e *Engine) Close() error {
 	}
 	e.rebuild.Lock()
 	defer e.rebuild.Unlock()
+	if g := e.cur.Load(); g != nil {
+		// Wait for the queries reading the snapshot (new ones see closed): closing a
+		// DuckDB instance a query still uses leaves it open until the query ends, and the
+		// next engine must not open a kept file this one still writes (its checkpoint).
+		g.inUse.Lock()
+		g.stmts.close()
+		defer g.inUse.Unlock()
+	}
 	e.openMu.Lock()
 	dbs := e.open
 	e.open = map[*sql.DB]string{}
@@ -564,6 +574,9 @@ type buildRun struct {
 func (e *Engine) maybeRebuild(ctx context.Context) error {
 	e.lastCheck.Store(time.Now().UnixNano())
 	old := e.cur.Load()
+	if e.closed.Load() {
+		return errors.New("data source is closed") // Close may have run already: take nothing more
+	}
 	if e.workDir == "" {
 		// The first look: facts kept by an earlier engine of the store serve at once.
 		kept, err := e.setUpWorkDir(ctx)
@@ -857,7 +870,7 @@ func (e *Engine) fullBuild(ctx context.Context, g *generation, files []store.Seg
 		return err
 	}
 	g.stmts = newStmtCache(g.db)
-	e.keep(ctx, g, true) // what the file holds, for the next start (kept.go)
+	e.keep(ctx, g) // what the file holds, for the next start (kept.go)
 	return nil
 }
 
@@ -1036,14 +1049,7 @@ func (e *Engine) loadEvents(ctx context.Context, conn *sql.Conn, g *generation, 
 	// duplicate). ev is not sorted: nothing reads it in order (arr says the order), and
 	// sorting every column of 100M events would spill ~40 GB of rows. r is not
 	// materialized: each use re-reads the Parquet files, only the columns it needs.
-	dedup := func(rel string) string {
-		return fmt.Sprintf(`CREATE TABLE %[1]s.ev AS
-			WITH r AS NOT MATERIALIZED (SELECT %[2]s, CAST(_f AS BIGINT) * 1099511627776 + CAST(_r AS BIGINT) AS arr, `+keyHashes+` FROM (%[3]s)),
-			dh AS (SELECT hash(event_id) AS h FROM r GROUP BY h HAVING count(*) > 1),
-			d AS (SELECT event_id, min(arr) AS keep FROM r WHERE hash(event_id) IN (SELECT h FROM dh) GROUP BY event_id HAVING count(*) > 1)
-			SELECT r.* FROM r LEFT JOIN d ON d.event_id = r.event_id
-			WHERE d.keep IS NULL OR r.arr = d.keep`, g.schema, cols, rel)
-	}
+	dedup := func(rel string) string { return dedupStatement(g.schema, cols, rel) }
 	if e.opts.Source == nil {
 		if err := e.generateDemo(ctx, conn, g.demoEnd); err != nil {
 			return fmt.Errorf("generate demo store: %w", err)
@@ -1076,6 +1082,17 @@ func (e *Engine) loadEvents(ctx context.Context, conn *sql.Conn, g *generation, 
 		return err
 	}
 	return fmt.Errorf("unknown store kind %q", e.opts.Source.Kind)
+}
+
+// dedupStatement creates schema.ev from rel (cols plus _f, _r): the events deduplicated by
+// event_id, first arrival (arr) winning, with keyHashes (loadEvents says how).
+func dedupStatement(schema, cols, rel string) string {
+	return fmt.Sprintf(`CREATE TABLE %[1]s.ev AS
+		WITH r AS NOT MATERIALIZED (SELECT %[2]s, CAST(_f AS BIGINT) * 1099511627776 + CAST(_r AS BIGINT) AS arr, `+keyHashes+` FROM (%[3]s)),
+		dh AS (SELECT hash(event_id) AS h FROM r GROUP BY h HAVING count(*) > 1),
+		d AS (SELECT event_id, min(arr) AS keep FROM r WHERE hash(event_id) IN (SELECT h FROM dh) GROUP BY event_id HAVING count(*) > 1)
+		SELECT r.* FROM r LEFT JOIN d ON d.event_id = r.event_id
+		WHERE d.keep IS NULL OR r.arr = d.keep`, schema, cols, rel)
 }
 
 // segmentsRelation reads Parquet files as SPEC columns plus _f (the file's position in

@@ -253,7 +253,7 @@ func (e *Engine) tryIncrement(ctx context.Context, old *generation, files []stor
 		g := *old
 		g.files, g.version, g.base, g.merged, g.stale = files, version, base, merged, stale
 		g.stats.Files, g.stats.Version = len(files), version
-		e.keep(ctx, &g, false)
+		e.keep(ctx, &g)
 		return &g, true, nil
 	}
 	// The generation the increment makes: its file records it in the increment's own
@@ -278,7 +278,7 @@ func (e *Engine) tryIncrement(ctx context.Context, old *generation, files []stor
 	var g *generation
 	added, span, err := e.applyIncrement(ctx, conn, old, newFiles, old.nextFile, func(added int64, span [2]sql.NullTime) (string, error) {
 		g = incremented(added, span)
-		return e.keptStatement(g, false)
+		return e.keptStatement(g), nil
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -307,7 +307,7 @@ func (e *Engine) tryIncrement(ctx context.Context, old *generation, files []stor
 	if g == nil {
 		// Every new event was a duplicate: nothing was written but the listing.
 		g = incremented(added, span)
-		e.keep(ctx, g, false)
+		e.keep(ctx, g)
 	}
 	return g, true, nil
 }

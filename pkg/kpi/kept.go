@@ -18,8 +18,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/duckdb/duckdb-go/v2"
 	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
 
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/events"
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/store"
 )
 
@@ -48,8 +50,9 @@ const keptFormat = 1
 
 // keptWait is how long an engine waits for another engine of the same process to let go
 // of its store's kept facts: Grafana closes a data source instance whose settings changed
-// 5 s after it opens the new one.
-var keptWait = 30 * time.Second
+// 5 s after it opens the new one (and its Close waits for the queries still running). A
+// second data source on the same store waits this long at its start, then builds privately.
+var keptWait = 10 * time.Second
 
 // keptUnused is how long a kept directory may go unused before the next engine removes it.
 const keptUnused = 7 * 24 * time.Hour
@@ -76,10 +79,27 @@ type keptState struct {
 	Added       int64               `json:"added"`
 	Stale       bool                `json:"stale"`
 	Events      int64               `json:"events"`
-	MinTS       time.Time           `json:"minTS"`
-	MaxTS       time.Time           `json:"maxTS"`
-	BuiltAt     time.Time           `json:"builtAt"`
-	Increments  int                 `json:"increments"`
+	// Times as Unix microseconds: JSON cannot hold years outside 0–9999, and an event's
+	// time in a copied-in segment may lie there.
+	MinTS      int64 `json:"minTS"`
+	MaxTS      int64 `json:"maxTS"`
+	BuiltAt    int64 `json:"builtAt"`
+	Increments int   `json:"increments"`
+}
+
+// microTime and timeMicro convert keptState's times; the zero time stays zero.
+func microTime(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func timeMicro(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(us).UTC()
 }
 
 // keptHolders are the kept directories engines of this process hold, each with a channel
@@ -103,8 +123,9 @@ var duckdbVersion = sync.OnceValues(func() (string, error) {
 })
 
 // keptFingerprint identifies the definitions the facts were built by: the statements of
-// a full build, the events' columns and key hashes, whether there are rollups, DuckDB's
-// version (hash() is part of the stored keys) and keptFormat.
+// a full build (the events' deduplication, key hashes and arrival ranks, the facts, the
+// rollups if any), the events' columns and types, DuckDB's version (hash() is part of the
+// stored keys) and keptFormat.
 func (e *Engine) keptFingerprint() (string, error) {
 	version, err := duckdbVersion()
 	if err != nil {
@@ -112,7 +133,10 @@ func (e *Engine) keptFingerprint() (string, error) {
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "format %d\x00duckdb %s\x00rollups %t\x00", keptFormat, version, !e.opts.NoRollups)
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00", store.ColumnList(), keyHashes, qualitySelect("{rel}"))
+	for _, c := range events.Columns {
+		fmt.Fprintf(h, "%s %s %t\x00", c.Name, c.SQLType, c.Required)
+	}
+	fmt.Fprintf(h, "%s\x00%s\x00", dedupStatement("{g}", "{cols}", "{rel}"), qualitySelect("{rel}"))
 	for _, s := range factStatements() {
 		fmt.Fprintf(h, "%s\x00", s)
 	}
@@ -145,7 +169,7 @@ func (e *Engine) setUpWorkDir(ctx context.Context) (*generation, error) {
 		e.workDir = dir
 		return e.openKept(ctx), nil
 	default:
-		log.DefaultLogger.Info("another process keeps this store's facts; building them privately", "factsDir", e.opts.FactsDir)
+		log.DefaultLogger.Info("another engine (another process, or another data source on the same store) keeps this store's facts; building them privately", "factsDir", e.opts.FactsDir)
 	}
 	return nil, e.privateWorkDir()
 }
@@ -178,12 +202,14 @@ func (e *Engine) takeKeptDir(ctx context.Context) (string, error) {
 	if err := checkPrivateDir(base); err != nil {
 		return "", err
 	}
-	removeAbandonedKept(base)
-	dir := filepath.Join(base, keptKey(e.opts.Source))
+	key := keptKey(e.opts.Source)
+	removeAbandonedKept(base, key)
+	dir := filepath.Join(base, key)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
 	deadline := time.Now().Add(keptWait)
+	retried := false
 	for {
 		unlock, ok, err := store.TryLock(filepath.Join(dir, "lock"))
 		if err != nil {
@@ -216,6 +242,10 @@ func (e *Engine) takeKeptDir(ctx context.Context) (string, error) {
 		released, here := keptHolders.m[dir]
 		keptHolders.Unlock()
 		wait := time.Until(deadline)
+		if !here && !retried {
+			retried = true // let go between the two looks: try once more
+			continue
+		}
 		if !here || wait <= 0 {
 			return "", nil // another process, or an engine here that keeps it
 		}
@@ -247,30 +277,50 @@ func checkPrivateDir(dir string) error {
 	return nil
 }
 
-// removeAbandonedKept removes the kept directories under base whose store is gone or that
-// no engine used for keptUnused, when no engine holds them.
-func removeAbandonedKept(base string) {
+// removeAbandonedKept removes the kept directories under base (but own, the caller's)
+// whose store is gone or that no engine used for keptUnused, when no engine holds them.
+func removeAbandonedKept(base, own string) {
 	entries, err := os.ReadDir(base)
 	if err != nil {
 		return
 	}
 	for _, ent := range entries {
-		if !ent.IsDir() {
+		if !ent.IsDir() || ent.Name() == own {
 			continue
 		}
 		dir := filepath.Join(base, ent.Name())
-		used, _ := os.Stat(filepath.Join(dir, "lock"))
-		path, err := os.ReadFile(filepath.Join(dir, "store"))
-		if err == nil && !storeGone(strings.TrimSpace(string(path))) && used != nil && time.Since(used.ModTime()) < keptUnused {
+		keptHolders.Lock()
+		_, here := keptHolders.m[dir]
+		keptHolders.Unlock()
+		if here || !abandoned(dir) {
 			continue
 		}
 		unlock, ok, err := store.TryLock(filepath.Join(dir, "lock"))
 		if err != nil || !ok {
 			continue
 		}
-		_ = os.RemoveAll(dir)
+		if abandoned(dir) { // again, now that no engine can take it
+			_ = os.RemoveAll(dir)
+		}
 		unlock()
 	}
+}
+
+// abandoned says whether a kept directory's store is gone or nothing in it changed for
+// keptUnused (increments write the facts file's WAL; the lock's time is set at each start,
+// full build and close).
+func abandoned(dir string) bool {
+	path, err := os.ReadFile(filepath.Join(dir, "store"))
+	if err != nil || storeGone(strings.TrimSpace(string(path))) {
+		return true
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, ent := range entries {
+		if info, err := ent.Info(); err == nil && time.Since(info.ModTime()) < keptUnused {
+			return false
+		}
+	}
+	return true
 }
 
 // storeGone says whether nothing is at a store path any more (a glob: nothing matches).
@@ -288,6 +338,18 @@ func storeGone(path string) bool {
 func touchKept(dir string) {
 	now := time.Now()
 	_ = os.Chtimes(filepath.Join(dir, "lock"), now, now)
+}
+
+// notADatabase says whether DuckDB refused a file as no database of its own (damaged, or
+// written by a newer DuckDB).
+func notADatabase(err error) bool {
+	var de *duckdb.Error
+	if errors.As(err, &de) && (de.Type == duckdb.ErrorTypeIO || de.Type == duckdb.ErrorTypeSerialization || de.Type == duckdb.ErrorTypeInternal) {
+		msg := strings.ToLower(de.Error())
+		return strings.Contains(msg, "not a valid duckdb database") || strings.Contains(msg, "database file") || strings.Contains(msg, "version") || strings.Contains(msg, "corrupt")
+	}
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "not a valid duckdb database")
 }
 
 var keptFileName = regexp.MustCompile(`^facts-(g([0-9]+))\.duckdb$`)
@@ -316,27 +378,37 @@ func (e *Engine) openKept(ctx context.Context) *generation {
 	g, err := e.loadKept(ctx, name)
 	if err != nil {
 		log.DefaultLogger.Info("kept facts not used; building them in full", "file", filepath.Join(dir, name), "reason", err)
-		removeDBFiles(filepath.Join(dir, name))
-		_ = os.Remove(filepath.Join(dir, "current"))
+		if errors.Is(err, errKeptNotGood) {
+			removeDBFiles(filepath.Join(dir, name))
+			_ = os.Remove(filepath.Join(dir, "current"))
+		} // else (the context ended, out of memory, files): the file stays for the next start
 		return nil
 	}
 	log.DefaultLogger.Info("serving the kept facts", "file", g.path, "events", g.stats.Events, "segments", len(g.files), "builtAt", g.stats.BuiltAt)
 	return g
 }
 
+// errKeptNotGood marks kept facts that can never serve (removed, then built again), as
+// opposed to a failure to open them now.
+var errKeptNotGood = errors.New("kept facts not good")
+
 // loadKept opens the kept facts file name and makes its generation.
 func (e *Engine) loadKept(ctx context.Context, name string) (*generation, error) {
 	m := keptFileName.FindStringSubmatch(name)
 	if m == nil {
-		return nil, fmt.Errorf("current names %q, not a facts file", name)
+		return nil, fmt.Errorf("%w: current names %q, not a facts file", errKeptNotGood, name)
 	}
 	n, _ := strconv.Atoi(m[2])
+	e.nextGen = max(e.nextGen, n) // a build never writes over the kept file, even one not used now
 	g := &generation{schema: m[1], path: filepath.Join(e.keepDir, name), inUse: &sync.RWMutex{}}
 	if _, err := os.Stat(g.path); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", errKeptNotGood, err)
 	}
 	db, err := e.openDB(g.path, e.opts.MemoryLimitMB, "spill-"+g.schema)
 	if err != nil {
+		if ctx.Err() == nil && notADatabase(err) {
+			err = fmt.Errorf("%w: %w", errKeptNotGood, err)
+		}
 		return nil, err
 	}
 	st, err := readKeptState(ctx, db, g.schema)
@@ -345,9 +417,9 @@ func (e *Engine) loadKept(ctx context.Context, name string) (*generation, error)
 		if print, err = e.keptFingerprint(); err == nil {
 			switch {
 			case st.Fingerprint != print:
-				err = errors.New("built by other definitions of the facts (another version of the plugin or of DuckDB)")
+				err = fmt.Errorf("%w: built by other definitions of the facts (another version of the plugin or of DuckDB)", errKeptNotGood)
 			case st.Store != e.opts.Source.Path || st.Kind != string(e.opts.Source.Kind):
-				err = fmt.Errorf("built from %s store %s", st.Kind, st.Store)
+				err = fmt.Errorf("%w: built from %s store %s", errKeptNotGood, st.Kind, st.Store)
 			}
 		}
 	}
@@ -358,9 +430,8 @@ func (e *Engine) loadKept(ctx context.Context, name string) (*generation, error)
 	g.db, g.stmts = db, newStmtCache(db)
 	g.version, g.files, g.nextFile, g.base, g.merged = st.Version, st.Files, st.NextFile, st.Base, st.Merged
 	g.full, g.added, g.stale = st.Full, st.Added, st.Stale
-	g.stats = Stats{Events: st.Events, MinTS: st.MinTS, MaxTS: st.MaxTS, Files: len(st.Files), Version: st.Version,
-		BuiltAt: st.BuiltAt, Increments: st.Increments}
-	e.nextGen = max(e.nextGen, n)
+	g.stats = Stats{Events: st.Events, MinTS: timeMicro(st.MinTS), MaxTS: timeMicro(st.MaxTS), Files: len(st.Files), Version: st.Version,
+		BuiltAt: timeMicro(st.BuiltAt), Increments: st.Increments}
 	return g, nil
 }
 
@@ -368,29 +439,46 @@ func (e *Engine) loadKept(ctx context.Context, name string) (*generation, error)
 func readKeptState(ctx context.Context, db *sql.DB, schema string) (keptState, error) {
 	var st keptState
 	var raw string
+	var tables int
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = 'bt_kept'").Scan(&tables); err != nil {
+		return st, err
+	}
+	if tables == 0 {
+		return st, fmt.Errorf("%w: no record of what the file holds", errKeptNotGood)
+	}
 	if err := db.QueryRowContext(ctx, "SELECT state FROM main.bt_kept").Scan(&raw); err != nil {
-		return st, fmt.Errorf("no record of what the file holds: %w", err)
+		return st, err
 	}
 	if err := json.Unmarshal([]byte(raw), &st); err != nil {
-		return st, fmt.Errorf("its record is not readable: %w", err)
+		return st, fmt.Errorf("%w: its record is not readable: %w", errKeptNotGood, err)
 	}
-	var tables int
 	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ?", schema).Scan(&tables); err != nil {
 		return st, err
 	}
 	if tables == 0 {
-		return st, fmt.Errorf("schema %s holds no facts", schema)
+		return st, fmt.Errorf("%w: schema %s holds no facts", errKeptNotGood, schema)
 	}
 	return st, nil
 }
 
 // keptStatement is the statement that records generation g in its file (main.bt_kept),
-// "" when the engine keeps no facts. create makes the table (after a full build);
-// otherwise it is updated (in an increment's transaction).
-func (e *Engine) keptStatement(g *generation, create bool) (string, error) {
+// "" when the engine keeps no facts. When the record cannot be made, the statement drops
+// the file's record instead (the next start then builds in full) rather than failing the
+// increment whose transaction it is part of.
+func (e *Engine) keptStatement(g *generation) string {
 	if e.keepDir == "" {
-		return "", nil
+		return ""
 	}
+	rec, err := e.keptRecord(g)
+	if err != nil {
+		log.DefaultLogger.Warn("the kept facts cannot record what they hold; the next start builds them in full", "file", g.path, "error", err)
+		return "DROP TABLE IF EXISTS main.bt_kept"
+	}
+	return "CREATE OR REPLACE TABLE main.bt_kept AS SELECT " + store.SQLString(rec) + " AS state"
+}
+
+// keptRecord is the JSON of main.bt_kept for generation g.
+func (e *Engine) keptRecord(g *generation) (string, error) {
 	print, err := e.keptFingerprint()
 	if err != nil {
 		return "", err
@@ -399,26 +487,23 @@ func (e *Engine) keptStatement(g *generation, create bool) (string, error) {
 		Fingerprint: print, Store: e.opts.Source.Path, Kind: string(e.opts.Source.Kind),
 		Version: g.version, Files: g.files, NextFile: g.nextFile, Base: g.base, Merged: g.merged,
 		Full: g.full, Added: g.added, Stale: g.stale,
-		Events: g.stats.Events, MinTS: g.stats.MinTS, MaxTS: g.stats.MaxTS, BuiltAt: g.stats.BuiltAt, Increments: g.stats.Increments,
+		Events: g.stats.Events, MinTS: microTime(g.stats.MinTS), MaxTS: microTime(g.stats.MaxTS), BuiltAt: microTime(g.stats.BuiltAt),
+		Increments: g.stats.Increments,
 	})
-	if err != nil {
-		return "", err
-	}
-	if create {
-		return "CREATE OR REPLACE TABLE main.bt_kept AS SELECT " + store.SQLString(string(b)) + " AS state", nil
-	}
-	return "UPDATE main.bt_kept SET state = " + store.SQLString(string(b)), nil
+	return string(b), err
 }
 
 // keep records generation g in its file outside an increment's transaction (after a full
-// build; after a look that changed only the listing). A failure only costs the next start
-// work: the file then describes an earlier listing of the same events.
-func (e *Engine) keep(ctx context.Context, g *generation, create bool) {
-	stmt, err := e.keptStatement(g, create)
-	if err == nil && stmt != "" {
-		_, err = g.db.ExecContext(ctx, stmt)
+// build; after a look that changed only the listing, or added only duplicates). A failure
+// only costs the next start work: the file then describes an earlier listing of the same
+// events (taking those segments again adds nothing: their events are duplicates), or
+// nothing, and is built again.
+func (e *Engine) keep(ctx context.Context, g *generation) {
+	stmt := e.keptStatement(g)
+	if stmt == "" {
+		return
 	}
-	if err != nil {
+	if _, err := g.db.ExecContext(ctx, stmt); err != nil {
 		log.DefaultLogger.Warn("could not record the kept facts' listing", "file", g.path, "error", err)
 	}
 }

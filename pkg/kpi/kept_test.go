@@ -251,8 +251,9 @@ func TestKeptFactsDirMustBePrivate(t *testing.T) {
 	assert.Empty(t, entries, "nothing is written there")
 }
 
-// Kept directories of stores that are gone, or unused for 7 days, are removed by the next
-// engine; those of stores still there (a glob that matches included) and in use stay.
+// Kept directories of stores that are gone, or in which nothing changed for 7 days, are
+// removed by the next engine; those of stores still there (a glob that matches included)
+// and in use stay, and an engine never removes its own store's.
 func TestKeptFactsOfGoneStoresRemoved(t *testing.T) {
 	k := newKeptSetup(t, 1_000)
 	k.feed(-1)
@@ -263,7 +264,9 @@ func TestKeptFactsOfGoneStoresRemoved(t *testing.T) {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "store"), []byte(storePath+"\n"), 0o600))
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "facts-g1.duckdb"), []byte("x"), 0o600))
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "lock"), nil, 0o600))
-		require.NoError(t, os.Chtimes(filepath.Join(dir, "lock"), lastUsed, lastUsed))
+		for _, f := range []string{"store", "facts-g1.duckdb", "lock"} {
+			require.NoError(t, os.Chtimes(filepath.Join(dir, f), lastUsed, lastUsed))
+		}
 		return dir
 	}
 	now := time.Now()
@@ -307,4 +310,60 @@ func copyTree(t *testing.T, src, dst string) {
 		in.Close()
 		require.NoError(t, out.Close())
 	}
+}
+
+// Close waits for the queries still reading the snapshot before it closes DuckDB and lets
+// go of the kept directory: the next engine must not open a file this one still uses.
+func TestKeptFactsCloseWaitsForQueries(t *testing.T) {
+	k := newKeptSetup(t, 1_000)
+	k.feed(-1)
+	a, _ := k.open(k.factsDir)
+	slow := kpi.Request{Query: mustQuery(t, `{"queryType":"sql","rawSql":"SELECT count(*) AS n FROM range(2000000000) t(x) WHERE x % 7 = 3"}`),
+		From: k.from, To: k.to, Interval: time.Hour, MaxDataPoints: 10}
+	type result struct {
+		n   any
+		err error
+		at  time.Time
+	}
+	done := make(chan result, 1)
+	go func() {
+		frames, err := a.Run(context.Background(), slow)
+		r := result{err: err, at: time.Now()}
+		if err == nil && len(frames) == 1 && frames[0].Rows() == 1 {
+			r.n, _ = frames[0].Fields[0].ConcreteAt(0)
+		}
+		done <- r
+	}()
+	time.Sleep(300 * time.Millisecond) // the query is running
+	require.NoError(t, a.Close())
+	closed := time.Now()
+	r := <-done
+	require.NoError(t, r.err)
+	assert.EqualValues(t, 285714286, r.n, "the query ran to its end")
+	assert.False(t, r.at.After(closed), "Close returned only after the query ended")
+
+	b, st := k.open(k.factsDir)
+	assert.Equal(t, 0, st.FullBuilds)
+	requireMatchesFullBuild(t, "after a close during a query", k.src, b, keptQueries, k.from, k.to)
+}
+
+// An engine closed before its first look takes nothing: the kept facts stay, unlocked,
+// for the next engine.
+func TestKeptFactsCloseBeforeFirstLook(t *testing.T) {
+	k := newKeptSetup(t, 1_000)
+	k.feed(-1)
+	a, _ := k.open(k.factsDir)
+	dir := kpi.KeptDir(a)
+	require.NoError(t, a.Close())
+
+	b, err := kpi.New(kpi.Options{Source: k.src, Threads: 2, CheckEvery: time.Hour, FactsDir: k.factsDir})
+	require.NoError(t, err)
+	require.NoError(t, b.Close())
+	require.Error(t, kpi.Look(b), "a closed engine does not look")
+	assert.Empty(t, kpi.KeptDir(b))
+
+	defer kpi.SetKeptWait(100 * time.Millisecond)()
+	c, st := k.open(k.factsDir)
+	assert.Equal(t, 0, st.FullBuilds, "the kept facts are still there")
+	assert.Equal(t, dir, kpi.KeptDir(c))
 }

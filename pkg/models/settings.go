@@ -5,6 +5,7 @@ package models
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -29,7 +30,7 @@ type Settings struct {
 	// DemoEvents sizes the embedded demo store (default 300000).
 	DemoEvents int `json:"demoEvents"`
 	// FactsDir is where the derived facts are kept across restarts of the plugin (kpi
-	// Options.FactsDir): empty means kpi.DefaultFactsDir(), "none" not to keep them.
+	// Options.FactsDir): empty means DefaultFactsDir, "none" not to keep them.
 	FactsDir string `json:"factsDir"`
 
 	// Secrets never serialise.
@@ -72,9 +73,37 @@ func (s *Settings) KeptFactsDir() string {
 	case FactsDirNone:
 		return ""
 	case "":
-		return kpi.DefaultFactsDir()
+		exe, _ := os.Executable()
+		return DefaultFactsDir(exe)
 	}
 	return s.FactsDir
+}
+
+// FactsDirEnv sets the default factsDir of every data source of a Grafana server: Grafana
+// passes the [plugin.blueticks-whatsapp-datasource] section of its configuration to the
+// plugin as GF_PLUGIN_<KEY>, so facts_dir there arrives here.
+const FactsDirEnv = "GF_PLUGIN_FACTS_DIR"
+
+// DefaultFactsDir is where the plugin whose executable is exe keeps facts when factsDir is
+// empty: FactsDirEnv when set; else beside Grafana's plugins directory when the plugin is
+// installed in one (<plugins>/<plugin>/<exe> gives <plugins>/../blueticks-facts, which is
+// Grafana's data directory in its packages and images: /var/lib/grafana), as the
+// packages run Grafana with a private /tmp that is emptied at every restart; else
+// kpi.DefaultFactsDir() in the system's temporary directory.
+func DefaultFactsDir(exe string) string {
+	if dir := strings.TrimSpace(os.Getenv(FactsDirEnv)); dir != "" && filepath.IsAbs(dir) {
+		return dir
+	}
+	if exe != "" {
+		plugins := filepath.Dir(filepath.Dir(exe))
+		if filepath.Base(plugins) == "plugins" {
+			dir := filepath.Join(filepath.Dir(plugins), "blueticks-facts")
+			if err := os.MkdirAll(dir, 0o700); err == nil {
+				return dir
+			}
+		}
+	}
+	return kpi.DefaultFactsDir()
 }
 
 // QueryTimeout is the per-query time limit.

@@ -3,6 +3,8 @@ package models_test
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
@@ -63,4 +65,25 @@ func TestFactsDir(t *testing.T) {
 		assert.Equal(t, want, s.KeptFactsDir(), js)
 	}
 	assert.Contains(t, kpi.DefaultFactsDir(), "blueticks-facts-")
+}
+
+// The default facts directory: GF_PLUGIN_FACTS_DIR (Grafana's [plugin.<id>] facts_dir);
+// else beside the plugins directory the plugin is installed in; else the system's
+// temporary directory.
+func TestDefaultFactsDir(t *testing.T) {
+	data := t.TempDir()
+	exe := filepath.Join(data, "plugins", "blueticks-whatsapp-datasource", "gpx_blueticks_linux_amd64")
+	assert.Equal(t, filepath.Join(data, "blueticks-facts"), models.DefaultFactsDir(exe))
+	info, err := os.Stat(filepath.Join(data, "blueticks-facts"))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), info.Mode().Perm())
+
+	assert.Equal(t, kpi.DefaultFactsDir(), models.DefaultFactsDir(filepath.Join(data, "dist", "gpx_blueticks_linux_amd64")),
+		"not in a plugins directory")
+	assert.Equal(t, kpi.DefaultFactsDir(), models.DefaultFactsDir(""))
+
+	t.Setenv(models.FactsDirEnv, "/srv/blueticks-facts")
+	assert.Equal(t, "/srv/blueticks-facts", models.DefaultFactsDir(exe))
+	t.Setenv(models.FactsDirEnv, "relative")
+	assert.Equal(t, filepath.Join(data, "blueticks-facts"), models.DefaultFactsDir(exe), "a relative path is ignored")
 }

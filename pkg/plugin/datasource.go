@@ -41,9 +41,10 @@ type Datasource struct {
 	slots     chan struct{} // bounds the queries running at once in this instance
 	alertSlot chan struct{} // one more, for alert rules only: dashboards cannot starve alerting
 
-	mu      sync.Mutex
-	engine  *kpi.Engine
-	openErr error
+	mu       sync.Mutex
+	engine   *kpi.Engine
+	openErr  error
+	disposed bool // after Dispose no engine opens: nothing would close it
 }
 
 // NewDatasource is the instance factory: settings are decoded and validated once here.
@@ -69,6 +70,7 @@ func New(settings *models.Settings) *Datasource {
 func (d *Datasource) Dispose() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.disposed = true
 	if d.engine != nil {
 		_ = d.engine.Close()
 		d.engine = nil
@@ -89,6 +91,11 @@ func (d *Datasource) getEngine() (*kpi.Engine, error) {
 	defer d.mu.Unlock()
 	if d.engine != nil {
 		return d.engine, nil
+	}
+	if d.disposed {
+		// A query that waited for a slot while Grafana replaced this instance: an engine
+		// opened now would never be closed (and would hold the store's kept facts).
+		return nil, errors.New("this data source instance was replaced (its settings changed); run the query again")
 	}
 	opts := kpi.Options{
 		MemoryLimitMB:      d.settings.MemoryLimitMB,

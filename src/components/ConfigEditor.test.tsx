@@ -44,7 +44,7 @@ describe('ConfigEditor', () => {
     expect(screen.queryByLabelText(Components.ConfigEditor.factsDir)).not.toBeInTheDocument();
     await userEvent.type(screen.getByLabelText(Components.ConfigEditor.storePath), '/var/lib/blueticks');
     const factsDir = screen.getByLabelText(Components.ConfigEditor.factsDir);
-    expect(factsDir).toHaveAttribute('placeholder', "default: the system's temporary directory");
+    expect(factsDir).toHaveAttribute('placeholder', "default: beside Grafana's plugins directory");
     await userEvent.clear(screen.getByLabelText(Components.ConfigEditor.storePath));
     expect(screen.queryByLabelText(Components.ConfigEditor.factsDir)).not.toBeInTheDocument();
   });

@@ -95,7 +95,7 @@ function FactsDirInput({ value, onChange }: FactsDirProps) {
     <Field
       label="Facts directory"
       description={
-        'Where the plugin keeps the facts it derives from the store, so that a restart of the plugin serves them at once instead of rebuilding them (minutes for a large store). Empty: a private directory in the system\'s temporary directory (kept across plugin restarts, not necessarily across reboots). An absolute path: that directory, which must not be writable by other users. "none": do not keep them.'
+        'Where the plugin keeps the facts it derives from the store, so that a restart of the plugin serves them at once instead of rebuilding them (minutes for a large store). Empty: blueticks-facts beside Grafana\'s plugins directory (/var/lib/grafana/blueticks-facts in Grafana\'s packages and images), or facts_dir in the [plugin.blueticks-whatsapp-datasource] section of Grafana\'s configuration. An absolute path: that directory, which must not be writable by other users. "none": do not keep them.'
       }
       invalid={Boolean(error)}
       error={error}
@@ -103,7 +103,7 @@ function FactsDirInput({ value, onChange }: FactsDirProps) {
       <Input
         aria-label={Components.ConfigEditor.factsDir}
         value={text}
-        placeholder="default: the system's temporary directory"
+        placeholder="default: beside Grafana's plugins directory"
         width={60}
         onChange={(e) => {
           const t = e.currentTarget.value;

@@ -36,12 +36,13 @@ func TestMain(m *testing.M) {
 	if os.Getenv(cliProcessEnv) != "" {
 		main() // exits; the arguments are the CLI's
 	}
-	// query keeps facts in the system's temporary directory by default: keep this run's
-	// apart from the machine's.
+	// query keeps facts in the user's cache directory by default: keep this run's apart
+	// from the machine's.
 	tmp, err := os.MkdirTemp("", "blueticks-cli-test-")
 	if err != nil {
 		panic(err)
 	}
+	os.Setenv("XDG_CACHE_HOME", tmp)
 	os.Setenv("TMPDIR", tmp)
 	code := m.Run()
 	os.RemoveAll(tmp)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -192,7 +193,7 @@ func runQuery(ctx context.Context, args []string) error {
 	toS := fs.String("to", "now", "end of the time range")
 	format := fs.String("format", "table", "output: table, json or csv")
 	maxPoints := fs.Int64("max-points", 1000, "most buckets per series when the query has no bucket")
-	factsDir := fs.String("facts-dir", "", "where the store's derived facts are kept between runs, so the next query on it does not build them again (default: "+kpi.DefaultFactsDir()+"); none: not kept")
+	factsDir := fs.String("facts-dir", "", "where the store's derived facts are kept between runs, so the next query on it does not build them again (default: "+cliFactsDir()+"); none: not kept")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -215,7 +216,7 @@ func runQuery(ctx context.Context, args []string) error {
 	opts := kpi.Options{Demo: demo.Config{Events: 300_000, Days: 90, Seed: 1}}
 	switch *factsDir {
 	case "":
-		opts.FactsDir = kpi.DefaultFactsDir()
+		opts.FactsDir = cliFactsDir()
 	case "none":
 	default:
 		opts.FactsDir = *factsDir
@@ -247,6 +248,15 @@ func runQuery(ctx context.Context, args []string) error {
 		return err
 	}
 	return printFrames(stdout, frames, *format)
+}
+
+// cliFactsDir is where query keeps facts by default: the user's cache directory
+// ($XDG_CACHE_HOME or ~/.cache: blueticks/facts), else the system's temporary directory.
+func cliFactsDir() string {
+	if dir, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(dir, "blueticks", "facts")
+	}
+	return kpi.DefaultFactsDir()
 }
 
 var relTime = regexp.MustCompile(`^now(?:-([0-9]+)([mhdw]))?$`)
