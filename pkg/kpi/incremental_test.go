@@ -82,16 +82,24 @@ func requireMatchesFullBuild(t *testing.T, label string, src *store.Source, inc 
 // applies every new segment as an increment (never a full build in between).
 func incrementalStore(t *testing.T) (*store.Writer, *store.Source, *kpi.Engine) {
 	t.Cleanup(kpi.SetMaxIncrementalShare(1e9))
+	w, src := writableStore(t)
+	inc, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 512, CheckEvery: time.Hour}) // looks only on Refresh: no background look between a test's steps
+	require.NoError(t, err)
+	t.Cleanup(func() { inc.Close() })
+	return w, src, inc
+}
+
+// writableStore is an empty store directory in t.TempDir(), its writer (closed at the
+// end of the test) and its source.
+func writableStore(t *testing.T) (*store.Writer, *store.Source) {
+	t.Helper()
 	dir := t.TempDir()
 	w, err := store.OpenWriter(dir)
 	require.NoError(t, err)
 	t.Cleanup(func() { w.Close() })
 	src, err := store.OpenSource(dir)
 	require.NoError(t, err)
-	inc, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 512, CheckEvery: time.Hour}) // looks only on Refresh: no background look between a test's steps
-	require.NoError(t, err)
-	t.Cleanup(func() { inc.Close() })
-	return w, src, inc
+	return w, src
 }
 
 // TestIncrementsMatchFullBuild feeds a store to an engine segment by segment (each new

@@ -41,12 +41,7 @@ func newKeptSetup(t *testing.T, n int) *keptSetup {
 	}
 	t.Cleanup(kpi.SetMaxIncrementalShare(1e9))
 	end := time.Date(2026, 3, 30, 13, 17, 0, 0, time.UTC)
-	dir := t.TempDir()
-	w, err := store.OpenWriter(dir)
-	require.NoError(t, err)
-	t.Cleanup(func() { w.Close() })
-	src, err := store.OpenSource(dir)
-	require.NoError(t, err)
+	w, src := writableStore(t)
 	return &keptSetup{t: t, src: src, feed: eventFeed(t, w, demoEvents(t, seededRand(t), n, 10, end)),
 		factsDir: t.TempDir(), from: end.AddDate(0, 0, -11), to: end.Add(time.Hour)}
 }
