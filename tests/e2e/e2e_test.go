@@ -444,3 +444,46 @@ func TestRulesFireOnACraftedStore(t *testing.T) {
 		}
 	}
 }
+
+// TestFactsKeptAcrossAGrafanaRestart: the plugin keeps a store's facts beside Grafana's
+// plugins directory, so after Grafana restarts the data source answers from them (no full
+// build) with the same numbers.
+func TestFactsKeptAcrossAGrafanaRestart(t *testing.T) {
+	store := writeStore(t, time.Now())
+	g := startGrafana(t, "--store", store)
+	health := func() (status string, details map[string]any) {
+		t.Helper()
+		var h struct {
+			Status, Message string
+			Details         map[string]any `json:"details"`
+		}
+		code := g.do(t, http.MethodGet, "/api/datasources/uid/"+provisionedUID+"/health", nil, &h)
+		require.Equal(t, http.StatusOK, code, "health: %s", h.Message)
+		t.Logf("health: %s %v", h.Message, h.Details)
+		return h.Status, h.Details
+	}
+	model := map[string]any{
+		"datasource": map[string]any{"type": pluginID, "uid": provisionedUID},
+		"queryType":  "table", "metrics": []string{"sent", "delivered", "blocked", "block_rate"}, "groupBy": []string{"business_number"},
+	}
+	answer := func() dsResult {
+		t.Helper()
+		code, res, msg := g.query(t, "now-3h", "now", model)
+		require.Equal(t, http.StatusOK, code, msg)
+		require.Empty(t, res.Error)
+		require.True(t, res.nonNull(), "the crafted store has values in the last 3 hours")
+		return res
+	}
+
+	status, details := health()
+	require.Equal(t, "OK", status)
+	assert.EqualValues(t, 1, details["fullBuilds"])
+	before := answer()
+	assert.DirExists(t, filepath.Join(g.dir, "blueticks-facts"), "kept beside the plugins directory")
+
+	g.restart(t)
+	status, details = health()
+	require.Equal(t, "OK", status)
+	assert.EqualValues(t, 0, details["fullBuilds"], "served from the kept facts")
+	assert.Equal(t, before.Frames, answer().Frames)
+}

@@ -67,17 +67,8 @@ func startGrafana(t *testing.T, stageArgs ...string) *grafana {
 	stage.Stderr = os.Stderr
 	require.NoError(t, stage.Run(), "stage.sh")
 
-	began := time.Now()
-	run := exec.Command(filepath.Join(root, "scripts/grafana/run-grafana.sh"),
-		filepath.Join(dir, "plugins"), filepath.Join(dir, "provisioning"), filepath.Join(dir, "data"), strconv.Itoa(freePort(t)))
-	run.Stderr = os.Stderr
-	out, err := run.Output()
-	if err != nil {
-		dumpLog(t, dir)
-	}
-	require.NoError(t, err, "run-grafana.sh")
-	g := &grafana{url: strings.TrimSpace(string(out)), dir: dir, http: &http.Client{Timeout: 3 * time.Minute}}
-	t.Logf("Grafana at %s after %s (including the cached Grafana build check)", g.url, time.Since(began).Round(time.Millisecond))
+	g := &grafana{dir: dir, http: &http.Client{Timeout: 3 * time.Minute}}
+	g.run(t)
 	t.Cleanup(func() {
 		if t.Failed() {
 			dumpLog(t, dir)
@@ -85,6 +76,29 @@ func startGrafana(t *testing.T, stageArgs ...string) *grafana {
 		g.stop(t)
 	})
 	return g
+}
+
+// run starts Grafana on the staged directory (run-grafana.sh) and waits for it.
+func (g *grafana) run(t *testing.T) {
+	t.Helper()
+	began := time.Now()
+	run := exec.Command(filepath.Join(repoRoot(t), "scripts/grafana/run-grafana.sh"),
+		filepath.Join(g.dir, "plugins"), filepath.Join(g.dir, "provisioning"), filepath.Join(g.dir, "data"), strconv.Itoa(freePort(t)))
+	run.Stderr = os.Stderr
+	out, err := run.Output()
+	if err != nil {
+		dumpLog(t, g.dir)
+	}
+	require.NoError(t, err, "run-grafana.sh")
+	g.url = strings.TrimSpace(string(out))
+	t.Logf("Grafana at %s after %s (including the cached Grafana build check)", g.url, time.Since(began).Round(time.Millisecond))
+}
+
+// restart stops Grafana (SIGTERM, as systemd does) and starts it again on the same data.
+func (g *grafana) restart(t *testing.T) {
+	t.Helper()
+	g.stop(t)
+	g.run(t)
 }
 
 func (g *grafana) stop(t *testing.T) {
