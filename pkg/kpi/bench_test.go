@@ -224,6 +224,20 @@ func benchMemoryMB() int {
 	return n
 }
 
+// benchAllocatorDecay applies BLUETICKS_BENCH_JE_DECAY_MS, when set, to DuckDB's jemalloc:
+// how long it keeps freed pages (its default is 1000 ms).
+func benchAllocatorDecay(b *testing.B) {
+	v := os.Getenv("BLUETICKS_BENCH_JE_DECAY_MS")
+	if v == "" {
+		return
+	}
+	ms, err := strconv.Atoi(v)
+	if err != nil || !kpi.SetDuckDBDecay(ms) {
+		b.Fatalf("BLUETICKS_BENCH_JE_DECAY_MS=%q: cannot set DuckDB's allocator decay", v)
+	}
+	b.Logf("DuckDB's jemalloc decay: %d ms", kpi.DuckDBDecay())
+}
+
 // benchBuildMemoryMB is the full build's memory_limit: BLUETICKS_BENCH_BUILD_MEMORY_MB,
 // else the default.
 func benchBuildMemoryMB() int {
@@ -520,6 +534,7 @@ var _ = fmt.Sprint
 // instead appends fresh demo events of contacts the store has never seen (the cheaper
 // case the first benchmarks measured). Reports p50/p99 of append-to-visible and peak RSS.
 func BenchmarkIncrement(b *testing.B) {
+	benchAllocatorDecay(b)
 	base := benchStore(b)
 	dir := b.TempDir()
 	segs, err := store.ListSegments(base)
@@ -703,6 +718,7 @@ const (
 // once over the whole store at the end; BLUETICKS_BENCH_MEMPROBE=1 reports where the
 // process's memory goes (memProbe).
 func BenchmarkVisible(b *testing.B) {
+	benchAllocatorDecay(b)
 	base := benchStore(b)
 	segs, err := store.ListSegments(base)
 	if err != nil {

@@ -160,6 +160,7 @@ type generation struct {
 // New opens an engine. The first query (or Refresh) builds the facts.
 func New(opts Options) (*Engine, error) {
 	largeBlocksFromMmap()
+	servingAllocatorDecay()
 	if opts.MemoryLimitMB <= 0 {
 		opts.MemoryLimitMB = DefaultMemoryLimitMB
 	}

@@ -189,3 +189,7 @@ func SetKeptWait(d time.Duration) func() {
 	keptWait = d
 	return func() { keptWait = old }
 }
+
+// SetDuckDBDecay sets DuckDB's jemalloc decay (ms) for every arena; DuckDBDecay reads it.
+func SetDuckDBDecay(ms int) bool { return setDuckDBDecay(ms) }
+func DuckDBDecay() int           { return duckdbDecay() }

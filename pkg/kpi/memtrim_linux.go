@@ -7,6 +7,8 @@ package kpi
 #include <stdlib.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
 
 // DuckDB's own allocator on Linux: its bundled jemalloc, prefixed duckdb_je_. Weak, so a
 // DuckDB built without it still links (the statistics then read zero).
@@ -16,6 +18,36 @@ static size_t bt_je_stat(const char *name) {
 	if (!duckdb_je_mallctl) return 0;
 	size_t v = 0, len = sizeof(v);
 	if (duckdb_je_mallctl(name, &v, &len, NULL, 0) != 0) return 0;
+	return v;
+}
+
+// bt_je_decay sets how long DuckDB's jemalloc keeps freed pages (dirty, then muzzy)
+// before returning them, for every arena now (arena.<i>: jemalloc takes no "all arenas"
+// index for these) and every arena made later (arenas.*). 0 on success.
+static int bt_je_decay(ssize_t ms) {
+	if (!duckdb_je_mallctl) return -1;
+	int rc = 0;
+	if (duckdb_je_mallctl("arenas.dirty_decay_ms", NULL, NULL, &ms, sizeof(ms)) != 0) rc = -1;
+	if (duckdb_je_mallctl("arenas.muzzy_decay_ms", NULL, NULL, &ms, sizeof(ms)) != 0) rc = -1;
+	unsigned n = 0;
+	size_t len = sizeof(n);
+	if (duckdb_je_mallctl("arenas.narenas", &n, &len, NULL, 0) != 0) return -1;
+	char name[64];
+	for (unsigned i = 0; i < n; i++) {
+		// An arena not initialised yet has no settings to change: arenas.* covers it.
+		snprintf(name, sizeof(name), "arena.%u.dirty_decay_ms", i);
+		duckdb_je_mallctl(name, NULL, NULL, &ms, sizeof(ms));
+		snprintf(name, sizeof(name), "arena.%u.muzzy_decay_ms", i);
+		duckdb_je_mallctl(name, NULL, NULL, &ms, sizeof(ms));
+	}
+	return rc;
+}
+
+static ssize_t bt_je_decay_now(void) {
+	if (!duckdb_je_mallctl) return -2;
+	ssize_t v = -2;
+	size_t len = sizeof(v);
+	if (duckdb_je_mallctl("arena.0.dirty_decay_ms", &v, &len, NULL, 0) != 0) return -2;
 	return v;
 }
 
@@ -67,3 +99,22 @@ func releaseFreedMemory() { C.malloc_trim(0) }
 // in use at 10M events, with 8–14 MB freed but kept: docs/BENCHMARKS.md, twelfth
 // session). Process-wide; the serving engine sets it (New), a build's child does not.
 var largeBlocksFromMmap = sync.OnceFunc(func() { C.mallopt(C.M_MMAP_THRESHOLD, 128<<10) })
+
+// setDuckDBDecay sets how many milliseconds DuckDB's jemalloc keeps pages it freed before
+// giving them back to the system (its default, 1000, lets a busy process hold ~50 MB it
+// does not use: docs/BENCHMARKS.md, twelfth session). It reports whether it could.
+func setDuckDBDecay(ms int) bool { return C.bt_je_decay(C.ssize_t(ms)) == 0 }
+
+// duckdbDecay reads arena 0's dirty decay in milliseconds (-2: no jemalloc to ask).
+func duckdbDecay() int { return int(C.bt_je_decay_now()) }
+
+// servingDecayMS is how long DuckDB's jemalloc keeps freed pages in the serving process.
+// Its default, 1000 ms, held ~30 MB more on average at 10M events while increments ran;
+// 0 held ~75 MB less but made each increment ~1.3 s slower (madvise and page faults on
+// every buffer DuckDB evicts and reads again); 100 ms cost nothing measurable
+// (docs/BENCHMARKS.md, thirteenth session).
+const servingDecayMS = 100
+
+// servingAllocatorDecay sets servingDecayMS, once, in the serving process (New); a full
+// build's child process keeps jemalloc's default.
+var servingAllocatorDecay = sync.OnceFunc(func() { setDuckDBDecay(servingDecayMS) })
