@@ -125,14 +125,26 @@ var duckdbVersion = sync.OnceValues(func() (string, error) {
 // keptFingerprint identifies the definitions the facts were built by: the statements of
 // a full build (the events' deduplication, key hashes and arrival ranks, the facts, the
 // rollups if any), the events' columns and types, DuckDB's version (hash() is part of the
-// stored keys) and keptFormat.
+// stored keys) and keptFormat. Every increment records it: it is computed once per process.
 func (e *Engine) keptFingerprint() (string, error) {
+	if e.opts.NoRollups {
+		return fingerprintWithoutRollups()
+	}
+	return fingerprintWithRollups()
+}
+
+var (
+	fingerprintWithRollups    = sync.OnceValues(func() (string, error) { return factsFingerprint(true) })
+	fingerprintWithoutRollups = sync.OnceValues(func() (string, error) { return factsFingerprint(false) })
+)
+
+func factsFingerprint(rollups bool) (string, error) {
 	version, err := duckdbVersion()
 	if err != nil {
 		return "", err
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "format %d\x00duckdb %s\x00rollups %t\x00", keptFormat, version, !e.opts.NoRollups)
+	fmt.Fprintf(h, "format %d\x00duckdb %s\x00rollups %t\x00", keptFormat, version, rollups)
 	for _, c := range events.Columns {
 		fmt.Fprintf(h, "%s %s %t\x00", c.Name, c.SQLType, c.Required)
 	}
@@ -140,7 +152,7 @@ func (e *Engine) keptFingerprint() (string, error) {
 	for _, s := range factStatements() {
 		fmt.Fprintf(h, "%s\x00", s)
 	}
-	if !e.opts.NoRollups {
+	if rollups {
 		for _, s := range rollupStatements() {
 			fmt.Fprintf(h, "%s\x00", s)
 		}
