@@ -29,6 +29,15 @@ var (
 	cliErr  error
 )
 
+// TestMain removes the CLI binary the tests built (~100 MB in the temporary directory).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if cliPath != "" {
+		os.RemoveAll(filepath.Dir(cliPath))
+	}
+	os.Exit(code)
+}
+
 // buildCLI builds the blueticks binary once per test run.
 func buildCLI(t *testing.T) string {
 	cliOnce.Do(func() {

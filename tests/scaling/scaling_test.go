@@ -53,6 +53,15 @@ var (
 	cliErr  error
 )
 
+// TestMain removes the CLI binary the tests built (~100 MB in the temporary directory).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if cliPath != "" {
+		os.RemoveAll(filepath.Dir(cliPath))
+	}
+	os.Exit(code)
+}
+
 // cli returns the blueticks binary: $BLUETICKS_CLI_BINARY, or one built once.
 func cli(t *testing.T) string {
 	t.Helper()
