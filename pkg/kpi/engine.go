@@ -422,14 +422,7 @@ func (e *Engine) Close() error {
 		if g := e.cur.Load(); g != nil && filepath.Dir(g.path) == e.keepDir {
 			e.keepCurrent(g)
 		}
-		current, _ := os.ReadFile(filepath.Join(e.keepDir, "current"))
-		name := strings.TrimSpace(string(current))
-		entries, _ := os.ReadDir(e.keepDir)
-		for _, ent := range entries {
-			if n := ent.Name(); n != "lock" && n != "store" && n != "current" && (name == "" || (n != name && n != name+".wal")) {
-				_ = os.RemoveAll(filepath.Join(e.keepDir, n))
-			}
-		}
+		clearKept(e.keepDir)
 		e.keepRelease()
 	case e.workDir != "":
 		if rerr := os.RemoveAll(e.workDir); err == nil {

@@ -364,14 +364,10 @@ func notADatabase(err error) bool {
 	return strings.Contains(msg, "not a valid duckdb database")
 }
 
-var keptFileName = regexp.MustCompile(`^facts-(g([0-9]+))\.duckdb$`)
-
-// openKept returns the snapshot kept in the engine's kept directory, opened with the
-// serving memory limit, if it is good; it removes every other file there (a build or a
-// spill directory left by a process that was killed) and a kept file that is not good.
-func (e *Engine) openKept(ctx context.Context) *generation {
-	dir := e.keepDir
-	touchKept(dir)
+// clearKept removes from a kept directory everything but its lock, store and current
+// files and the facts file current names (with its WAL): spill directories, and the file
+// of a build that was not served. It returns that name ("" when current names none).
+func clearKept(dir string) string {
 	name := ""
 	if b, err := os.ReadFile(filepath.Join(dir, "current")); err == nil {
 		name = strings.TrimSpace(string(b))
@@ -384,6 +380,18 @@ func (e *Engine) openKept(ctx context.Context) *generation {
 		}
 		_ = os.RemoveAll(filepath.Join(dir, n))
 	}
+	return name
+}
+
+var keptFileName = regexp.MustCompile(`^facts-(g([0-9]+))\.duckdb$`)
+
+// openKept returns the snapshot kept in the engine's kept directory, opened with the
+// serving memory limit, if it is good; it removes every other file there (a build or a
+// spill directory left by a process that was killed) and a kept file that is not good.
+func (e *Engine) openKept(ctx context.Context) *generation {
+	dir := e.keepDir
+	touchKept(dir)
+	name := clearKept(dir)
 	if name == "" {
 		return nil
 	}
