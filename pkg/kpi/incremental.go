@@ -276,9 +276,9 @@ func (e *Engine) tryIncrement(ctx context.Context, old *generation, files []stor
 		return g
 	}
 	var g *generation
-	added, span, err := e.applyIncrement(ctx, conn, old, newFiles, old.nextFile, func(added int64, span [2]sql.NullTime) (string, error) {
+	added, span, err := e.applyIncrement(ctx, conn, old, newFiles, old.nextFile, func(added int64, span [2]sql.NullTime) string {
 		g = incremented(added, span)
-		return e.keptStatement(g), nil
+		return e.keptStatement(g)
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -317,7 +317,7 @@ func (e *Engine) tryIncrement(ctx context.Context, old *generation, files []stor
 // for the events added (none: nothing is written when every new event is a duplicate).
 // It returns how many events were added and their earliest and latest times.
 func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generation, files []store.Segment, first int,
-	record func(added int64, span [2]sql.NullTime) (string, error)) (added int64, span [2]sql.NullTime, err error) {
+	record func(added int64, span [2]sql.NullTime) string) (added int64, span [2]sql.NullTime, err error) {
 	rel, err := segmentsRelation(ctx, conn, files, first)
 	if err != nil {
 		return 0, span, err
@@ -650,10 +650,7 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 			}
 		}
 	}
-	kept, err := record(added, span)
-	if err != nil {
-		return 0, span, err
-	}
+	kept := record(added, span)
 	err = run(`INSERT INTO {g}.f_quality ` + qualitySelect("temp.inc_d"))
 	if err == nil && kept != "" {
 		// Not through run: the record is no template, and its JSON may hold "{g}".
