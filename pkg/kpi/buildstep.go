@@ -132,7 +132,9 @@ func (e *Engine) buildStep(ctx context.Context, conn *sql.Conn, stmt string, eve
 		}
 		col = first
 	}
-	unsorted := table + "__unsorted"
+	// The unsorted copy goes to the build's scratch database: dropped from the facts
+	// file, it would leave as many free blocks there.
+	unsorted := scratchDB + ".main." + strings.ReplaceAll(table, ".", "_") + "__unsorted"
 	if err := execPartitioned(ctx, conn, fmt.Sprintf("CREATE TABLE %s AS %s", unsorted, body), parts); err != nil {
 		return err
 	}

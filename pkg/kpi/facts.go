@@ -8,7 +8,11 @@ import (
 // The fact tables are derived from the deduplicated events (table ev: SPEC columns plus
 // arr, the arrival rank) by the statements below, in order, inside one schema per store
 // version ({g}). They settle SPEC section 5 once, so every metric is a plain aggregate.
-// Each is stored in time order, so a time range reads only its own row groups.
+// Each is stored in time order, so a time range reads only its own row groups. The steps'
+// intermediate tables ({t}: msg, st, credit, evt_t, evt_dim, conv_op) live elsewhere: a
+// full build writes them to a scratch database deleted after it (engine.go, buildFile), so
+// the facts file holds only what queries and increments read; an increment, to its own
+// scratch schema.
 
 // messageDims are the dimensions an event inherits from the message it is about or is
 // credited to, when it lacks them (SPEC section 5, "Dimensions of an event").
@@ -39,7 +43,7 @@ func factStatements() []string {
 		// and dimensions. Repeated sent rows are rare: they are found by the message id's
 		// hash (mh), then confirmed by the id, instead of a window over every sent row,
 		// which at 100M events spills more than the engine's cap (buildstep.go).
-		`CREATE TABLE {g}.msg AS
+		`CREATE TABLE {t}.msg AS
 		WITH s AS NOT MATERIALIZED (SELECT * FROM {g}.ev WHERE type = 'sent' AND message_id IS NOT NULL),
 		dh AS (SELECT mh FROM s GROUP BY mh HAVING count(*) > 1),
 		d AS (SELECT message_id, min(arr) AS keep FROM s WHERE mh IN (SELECT mh FROM dh) GROUP BY message_id HAVING count(*) > 1)
@@ -49,7 +53,7 @@ func factStatements() []string {
 		WHERE d.keep IS NULL OR ev.arr = d.keep`,
 
 		// st: statuses per message, repeated statuses counted once.
-		`CREATE TABLE {g}.st AS
+		`CREATE TABLE {t}.st AS
 		SELECT message_id,
 		       min(ts) FILTER (WHERE type IN ('delivered', 'read')) AS deliv_ts,
 		       min(ts) FILTER (WHERE type = 'read') AS read_ts,
@@ -63,7 +67,7 @@ func factStatements() []string {
 		// message_id they are about) credits that message if it is stored (whatever the
 		// time); otherwise the latest campaign message to the contact within the window
 		// (24 h; 7 days for conversions), both ends included.
-		`CREATE TABLE {g}.credit AS
+		`CREATE TABLE {t}.credit AS
 		WITH x AS (
 			SELECT event_id, type, ts, contact_id,
 			       coalesce(reply_to, CASE WHEN type IN ('blocked', 'opted_out', 'reported') THEN message_id END) AS reply_to,
@@ -72,7 +76,7 @@ func factStatements() []string {
 			WHERE type IN ('received', 'clicked', 'converted', 'blocked', 'opted_out', 'reported')
 		),
 		cand AS (
-			SELECT contact_id, send_ts, message_id FROM {g}.msg
+			SELECT contact_id, send_ts, message_id FROM {t}.msg
 			WHERE sender = 'campaign' AND contact_id IS NOT NULL
 		),
 		lt AS (
@@ -84,7 +88,7 @@ func factStatements() []string {
 		       CASE WHEN x.reply_to IS NOT NULL THEN m.message_id
 		            WHEN lt.send_ts >= x.ts - x.win THEN lt.message_id END AS credited
 		FROM x
-		LEFT JOIN {g}.msg AS m ON m.message_id = x.reply_to -- a plain equi-join: an extra predicate here makes DuckDB nest loops
+		LEFT JOIN {t}.msg AS m ON m.message_id = x.reply_to -- a plain equi-join: an extra predicate here makes DuckDB nest loops
 		LEFT JOIN lt ON lt.event_id = x.event_id`,
 
 		// f_msg: message outcomes. Delivered means a delivered/read status or a credited
@@ -98,7 +102,7 @@ func factStatements() []string {
 			       min(c.ts) FILTER (WHERE c.type = 'received') AS reply_ts,
 			       count(*) FILTER (WHERE c.type = 'converted') AS n_conv,
 			       coalesce(sum(TRY_CAST(e.value AS DECIMAL(38,6))) FILTER (WHERE c.type = 'converted'), 0) AS revenue
-			FROM {g}.credit AS c JOIN {g}.ev AS e USING (event_id)
+			FROM {t}.credit AS c JOIN {g}.ev AS e USING (event_id)
 			WHERE c.credited IS NOT NULL AND c.type IN ('clicked', 'received', 'converted')
 			GROUP BY 1
 		)
@@ -118,8 +122,8 @@ func factStatements() []string {
 		       -- The key's hashes and the row's: increments find the rows they replace by kh
 		       -- and kx (128 bits) and tell the changed ones by rh (incremental.go).
 		       hash(m.message_id) AS kh, hash(m.message_id, 'kx') AS kx
-		FROM {g}.msg AS m
-		LEFT JOIN {g}.st AS st USING (message_id)
+		FROM {t}.msg AS m
+		LEFT JOIN {t}.st AS st USING (message_id)
 		LEFT JOIN cr USING (message_id)
 		)
 		SELECT r.*, hash(r) AS rh FROM r
@@ -136,22 +140,22 @@ func factStatements() []string {
 		// narrow steps, each join in hash partitions ({part:key}, buildstep.go): one chain of
 		// joins over the wide event rows outgrows memory and the spill cap at 100M events.
 		// evt_t: the message each event takes dimensions from (credited, else its own).
-		`CREATE TABLE {g}.evt_t AS
+		`CREATE TABLE {t}.evt_t AS
 		SELECT e.event_id, e.contact_id,
 		       CASE WHEN c.event_id IS NOT NULL THEN c.credited ELSE e.message_id END AS tm
-		FROM {g}.ev AS e LEFT JOIN {g}.credit AS c ON c.event_id = e.event_id
+		FROM {g}.ev AS e LEFT JOIN {t}.credit AS c ON c.event_id = e.event_id
 		-- Message rows and statuses live in f_msg; here they would only add empty groups.
 		WHERE e.type NOT IN ('sent', 'delivered', 'read', 'failed')`,
 		// evt_dim: per event, its message's dimensions and its contact's first inbound message.
-		`CREATE TABLE {g}.evt_dim AS
+		`CREATE TABLE {t}.evt_dim AS
 		SELECT t.event_id, ` + own("m", messageDims) + `, recv.first_recv_ts
-		FROM {g}.evt_t AS t
-		LEFT JOIN (SELECT * FROM {g}.msg WHERE {part:message_id}) AS m ON m.message_id = t.tm
+		FROM {t}.evt_t AS t
+		LEFT JOIN (SELECT * FROM {t}.msg WHERE {part:message_id}) AS m ON m.message_id = t.tm
 		LEFT JOIN {g}.recv AS recv ON recv.contact_id = t.contact_id
 		-- Events without a message spread by their own id: one partition holding all of
 		-- them (hash(NULL)) outgrows memory.
 		WHERE {part:coalesce(t.tm, t.event_id)}`,
-		`DROP TABLE {g}.evt_t`,
+		`DROP TABLE {t}.evt_t`,
 		`CREATE TABLE {g}.f_evt AS
 		SELECT r.*, hash(r) AS rh FROM (
 		SELECT e.event_id, CAST(NULL AS VARCHAR) AS message_id, e.type, e.ts, e.contact_id, e.conversation_id, e.value,
@@ -164,7 +168,7 @@ func factStatements() []string {
 		       -- row's: as in f_msg.
 		       hash(e.event_id) AS kh, hash(e.event_id, 'kx') AS kx
 		FROM (SELECT * FROM {g}.ev WHERE {part:event_id}) AS e
-		JOIN (SELECT * FROM {g}.evt_dim WHERE {part:event_id}) AS m ON m.event_id = e.event_id
+		JOIN (SELECT * FROM {t}.evt_dim WHERE {part:event_id}) AS m ON m.event_id = e.event_id
 		UNION ALL
 		-- f_msg's first delivery is the status's when there is one.
 		SELECT NULL AS event_id, fm.message_id, '_delivery' AS type, fm.first_deliv_ts AS ts,
@@ -177,12 +181,12 @@ func factStatements() []string {
 		SELECT NULL, st.message_id, '_delivery', st.deliv_ts,
 		       NULL, NULL, NULL, ` + strings.TrimSuffix(strings.Repeat("NULL, ", len(messageDims)), ", ") + `,
 		       NULL, NULL, NULL, NULL, NULL, NULL, NULL, hash(st.message_id, 'd'), hash(st.message_id, 'dx')
-		FROM {g}.st AS st
+		FROM {t}.st AS st
 		WHERE st.deliv_ts IS NOT NULL AND {part:st.message_id}
-		  AND NOT EXISTS (SELECT 1 FROM {g}.msg AS m WHERE m.message_id = st.message_id)
+		  AND NOT EXISTS (SELECT 1 FROM {t}.msg AS m WHERE m.message_id = st.message_id)
 		) AS r
 		ORDER BY ts`,
-		`DROP TABLE {g}.evt_dim`,
+		`DROP TABLE {t}.evt_dim`,
 
 		// f_conv: one row per conversation at its opening time with the opening row's
 		// dimensions. The agent of the first agent message answers for response times, the
@@ -191,19 +195,19 @@ func factStatements() []string {
 		// DuckDB holds such a CTE's rows while the joins run, past memory at 100M events).
 		// It takes the dimensions it lacks from the message it names, here, in a join of
 		// its own.
-		`CREATE TABLE {g}.conv_op AS
+		`CREATE TABLE {t}.conv_op AS
 		WITH o AS (
 			SELECT * FROM {g}.ev WHERE type = 'conversation_opened'
 			QUALIFY row_number() OVER (PARTITION BY conversation_id ORDER BY ts, arr) = 1
 		)
 		SELECT o.conversation_id, o.ts, o.contact_id, ` + inherit("o", "m") + `,
 		       o.agent_id, o.sender, o.message_type, o.currency
-		FROM o LEFT JOIN {g}.msg AS m ON m.message_id = coalesce(o.reply_to, o.message_id)`,
+		FROM o LEFT JOIN {t}.msg AS m ON m.message_id = coalesce(o.reply_to, o.message_id)`,
 		`CREATE TABLE {g}.f_conv AS
-		WITH op AS NOT MATERIALIZED (SELECT * FROM {g}.conv_op),
+		WITH op AS NOT MATERIALIZED (SELECT * FROM {t}.conv_op),
 		agent_msg AS (
 			SELECT m.conversation_id, m.send_ts, m.agent_id
-			FROM {g}.msg AS m JOIN op ON op.conversation_id = m.conversation_id
+			FROM {t}.msg AS m JOIN op ON op.conversation_id = m.conversation_id
 			WHERE m.sender = 'agent' AND m.send_ts >= op.ts
 			QUALIFY row_number() OVER (PARTITION BY m.conversation_id ORDER BY m.send_ts, m.message_id) = 1
 		),
@@ -247,7 +251,7 @@ func factStatements() []string {
 		)
 		SELECT r.*, hash(r) AS rh FROM r
 		ORDER BY opened_ts`,
-		`DROP TABLE {g}.conv_op`,
+		`DROP TABLE {t}.conv_op`,
 
 		// f_turn: customer turns. Consecutive inbound messages of a conversation form one
 		// turn from the first; the next bot or agent message answers it (campaign messages
@@ -258,7 +262,7 @@ func factStatements() []string {
 			SELECT conversation_id, ts, 0 AS k, arr FROM {g}.ev
 			WHERE type = 'received' AND conversation_id IS NOT NULL
 			UNION ALL
-			SELECT conversation_id, send_ts, 1 AS k, 0 FROM {g}.msg
+			SELECT conversation_id, send_ts, 1 AS k, 0 FROM {t}.msg
 			WHERE sender IN ('agent', 'bot') AND conversation_id IS NOT NULL
 		),
 		o AS (
@@ -267,7 +271,7 @@ func factStatements() []string {
 		starts AS (SELECT conversation_id, ts FROM o WHERE k = 0 AND (prev_k IS NULL OR prev_k = 1)),
 		answers AS (
 			SELECT conversation_id, send_ts AS ts, CASE WHEN sender = 'agent' THEN agent_id END AS agent_id
-			FROM {g}.msg WHERE sender IN ('agent', 'bot') AND conversation_id IS NOT NULL
+			FROM {t}.msg WHERE sender IN ('agent', 'bot') AND conversation_id IS NOT NULL
 		),
 		t AS (
 			SELECT s.conversation_id, s.ts AS start_ts, a.ts AS answer_ts, a.agent_id AS answer_agent

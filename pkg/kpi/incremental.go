@@ -534,10 +534,12 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 			continue
 		}
 		start := time.Now()
-		if _, err := conn.ExecContext(ctx, partitioned(strings.ReplaceAll(stmt, "{g}", inc), 0, 1)); err != nil {
+		// The intermediate tables ({t}) too go to the increment's scratch schema.
+		stmt = strings.NewReplacer("{g}", inc, "{t}", inc).Replace(stmt)
+		if _, err := conn.ExecContext(ctx, partitioned(stmt, 0, 1)); err != nil {
 			return 0, span, fmt.Errorf("update facts: %w", err)
 		}
-		log.DefaultLogger.Debug("increment step", "statement", stepName(strings.ReplaceAll(stmt, "{g}", inc)), "took", time.Since(start))
+		log.DefaultLogger.Debug("increment step", "statement", stepName(stmt), "took", time.Since(start))
 	}
 	// One transaction: add the events, swap the affected rows (noting the hours they leave
 	// or enter), update those hours' rollups.

@@ -362,3 +362,37 @@ func TestKeptFactsCloseBeforeFirstLook(t *testing.T) {
 	assert.Equal(t, 0, st.FullBuilds, "the kept facts are still there")
 	assert.Equal(t, dir, kpi.KeptDir(c))
 }
+
+// A full build leaves in the facts file only what queries and increments read: its
+// intermediate tables and the unsorted copies of the fact tables go to a scratch database
+// deleted after it. Written into the facts file, they left a third of it free blocks and
+// unread tables (DuckDB does not give a file's free blocks back).
+func TestKeptFactsFileHoldsOnlyFacts(t *testing.T) {
+	t.Cleanup(kpi.SetSortSliceRows(2_000)) // the fact tables sorted in slices, through unsorted copies
+	k := newKeptSetup(t, 30_000)
+	k.feed(-1)
+	e, st := k.open(k.factsDir)
+	require.Equal(t, 1, st.FullBuilds)
+	dir := kpi.KeptDir(e)
+	require.NoError(t, e.Close())
+	assert.ElementsMatch(t, []string{"lock", "store", "current", "facts-g1.duckdb"}, keptFiles(t, dir),
+		"the scratch database went with the build's spill directory")
+
+	db, err := store.OpenDuckDB(filepath.Join(dir, "facts-g1.duckdb") + "?access_mode=read_only")
+	require.NoError(t, err)
+	defer db.Close()
+	rows, err := db.Query(`SELECT table_name FROM duckdb_tables() WHERE database_name = 'facts-g1' AND schema_name = 'g1' AND NOT starts_with(table_name, 'r_') ORDER BY 1`)
+	require.NoError(t, err)
+	var tables []string
+	for rows.Next() {
+		var n string
+		require.NoError(t, rows.Scan(&n))
+		tables = append(tables, n)
+	}
+	require.NoError(t, rows.Err())
+	assert.Equal(t, []string{"ev", "f_conv", "f_evt", "f_msg", "f_quality", "f_turn", "recv"}, tables)
+	var total, free int64
+	require.NoError(t, db.QueryRow(`SELECT total_blocks, free_blocks FROM pragma_database_size() WHERE database_name = 'facts-g1'`).Scan(&total, &free))
+	t.Logf("facts file: %d blocks, %d free", total, free)
+	assert.Less(t, float64(free), 0.05*float64(total), "free blocks left in the facts file")
+}
