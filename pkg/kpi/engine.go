@@ -38,6 +38,9 @@ type Options struct {
 	// ends, so its memory is given back and the process settles at the smaller limit.
 	MemoryLimitMB      int
 	BuildMemoryLimitMB int
+	// BuildMemorySetting names what sets BuildMemoryLimitMB (a CLI flag), for the error
+	// of a build that ran out of it (default: the data source's setting).
+	BuildMemorySetting string
 	// Threads bounds DuckDB's worker threads (default: the number of CPUs).
 	Threads int
 	// MaxRows caps the rows of a raw SQL result (default 100000).
@@ -629,8 +632,12 @@ func (e *Engine) buildError(err error) error {
 		return err
 	}
 	// The build's limit is buildMemoryLimitMB, or memoryLimitMB when that is larger.
-	return fmt.Errorf("%w within %d MB: raise buildMemoryLimitMB above it in the data source's settings; the default, %d MB, builds 100M events (%w)",
-		ErrBuildMemory, e.opts.BuildMemoryLimitMB, DefaultBuildMemoryLimitMB, firstLine{err})
+	raise := "buildMemoryLimitMB above it in the data source's settings"
+	if e.opts.BuildMemorySetting != "" {
+		raise = e.opts.BuildMemorySetting + " above it"
+	}
+	return fmt.Errorf("%w within %d MB: raise %s; the default, %d MB, builds 100M events (%w)",
+		ErrBuildMemory, e.opts.BuildMemoryLimitMB, raise, DefaultBuildMemoryLimitMB, firstLine{err})
 }
 
 // isOutOfMemory says whether err is DuckDB running out of its memory_limit.

@@ -230,3 +230,31 @@ func TestParseTimeArg(t *testing.T) {
 		assert.True(t, want.Equal(got), in)
 	}
 }
+
+// query takes DuckDB's memory limits as flags; a build that runs out of its limit names
+// the flag that raises it, and a limit out of range names itself.
+func TestQueryMemoryLimits(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	code, _, errs := cli(t, "demo", "--store", dir, "--events", "20000", "--days", "7")
+	require.Equal(t, 0, code, errs)
+	query := []string{"query", "--store", dir, "--from", "2020-01-01", "--to", "2030-01-01", "--format", "csv", "--facts-dir", "none"}
+	q := `{"queryType":"table","metrics":["sent","received"]}`
+
+	code, want, errs := cliProcess(t, slices.Concat(query, []string{q})...)
+	require.Equal(t, 0, code, errs)
+	code, out, errs := cliProcess(t, slices.Concat(query, []string{"--memory-limit-mb", "64", "--build-memory-limit-mb", "128", q})...)
+	require.Equal(t, 0, code, errs)
+	assert.Equal(t, want, out, "the same answer within smaller limits")
+
+	code, out, errs = cliProcess(t, slices.Concat(query, []string{"--memory-limit-mb", "8", "--build-memory-limit-mb", "8", q})...)
+	assert.Equal(t, 1, code)
+	assert.Empty(t, out)
+	assert.Contains(t, errs, "blueticks query: building the facts ran out of memory within 8 MB: raise --build-memory-limit-mb above it")
+
+	for _, bad := range [][]string{{"--memory-limit-mb", "0"}, {"--build-memory-limit-mb", "2000000"}} {
+		code, out, errs = cliProcess(t, slices.Concat(query, bad, []string{q})...)
+		assert.Equal(t, 1, code, bad)
+		assert.Empty(t, out, bad)
+		assert.Contains(t, errs, "blueticks query: "+bad[0]+" "+bad[1]+" is out of range (1 to 1048576)", bad)
+	}
+}

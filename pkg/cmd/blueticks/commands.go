@@ -23,6 +23,7 @@ import (
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/events"
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/importer"
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/kpi"
+	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/models"
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/store"
 )
 
@@ -194,8 +195,18 @@ func runQuery(ctx context.Context, args []string) error {
 	format := fs.String("format", "table", "output: table, json or csv")
 	maxPoints := fs.Int64("max-points", 1000, "most buckets per series when the query has no bucket")
 	factsDir := fs.String("facts-dir", "", "where the store's derived facts are kept between runs, so the next query on it does not build them again (default: "+cliFactsDir()+"); none: not kept")
+	memMB := fs.Int("memory-limit-mb", kpi.DefaultMemoryLimitMB, "DuckDB's memory limit while answering and adding new events to kept facts, in MB (the data source's memoryLimitMB)")
+	buildMB := fs.Int("build-memory-limit-mb", kpi.DefaultBuildMemoryLimitMB, "DuckDB's memory limit while building the facts in full, in MB, at least --memory-limit-mb (the data source's buildMemoryLimitMB)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"memory-limit-mb", *memMB}, {"build-memory-limit-mb", *buildMB}} {
+		if f.v < 1 || f.v > models.MaxMemoryLimitMB {
+			return fmt.Errorf("--%s %d is out of range (1 to %d)", f.name, f.v, models.MaxMemoryLimitMB)
+		}
 	}
 	if fs.NArg() != 1 {
 		return errors.New(`give exactly one query as JSON, e.g. '{"queryType":"table","metrics":["delivery_rate"],"groupBy":["campaign"]}'`)
@@ -213,7 +224,8 @@ func runQuery(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	opts := kpi.Options{Demo: demo.Config{Events: 300_000, Days: 90, Seed: 1}}
+	opts := kpi.Options{Demo: demo.Config{Events: 300_000, Days: 90, Seed: 1}, MemoryLimitMB: *memMB, BuildMemoryLimitMB: *buildMB,
+		BuildMemorySetting: "--build-memory-limit-mb"}
 	switch *factsDir {
 	case "":
 		opts.FactsDir = cliFactsDir()
