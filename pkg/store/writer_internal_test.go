@@ -113,9 +113,9 @@ func TestAppendCSVRouteMatchesAppender(t *testing.T) {
 			tmp := filepath.Join(dir, TmpDir, "x.parquet")
 			var n int64
 			if route == "csv" {
-				n, err = w.copyViaCSV(ctx, &b, "", tmp)
+				n, err = w.copyViaCSV(ctx, &b, nil, tmp)
 			} else {
-				n, err = w.copyViaAppender(ctx, &b, "", tmp)
+				n, err = w.copyViaAppender(ctx, &b, nil, tmp)
 			}
 			require.NoError(t, err, route)
 			_, err = publish(dir, tmp, "00000000000000000001-x.parquet")
@@ -148,7 +148,7 @@ func TestAppendUnsafeTextTakesAppender(t *testing.T) {
 		w, err := OpenWriter(dir)
 		require.NoError(t, err)
 		b := batch{chunks: [][]events.Event{{e}}}
-		_, err = w.copyViaCSV(ctx, &b, "", filepath.Join(dir, TmpDir, "x.parquet"))
+		_, err = w.copyViaCSV(ctx, &b, nil, filepath.Join(dir, TmpDir, "x.parquet"))
 		assert.ErrorIs(t, err, errNotCSVSafe, "case %d", i)
 		res, err := w.Append(ctx, []events.Event{e}, AppendOptions{})
 		w.Close()
