@@ -390,7 +390,10 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	// written as constants, so the scans skip every row group outside them (ev is in
 	// arrival order, which follows time closely). The exception is a contact's first
 	// inbound message: stored on its received rows (f_evt.first_recv_ts), it changes all
-	// of them when an earlier one arrives, and such a contact's whole history is read.
+	// of them when an earlier one arrives. They all lie at or after the first inbound
+	// message stored so far, so such a contact's events are read from 7 days before that
+	// on (reading such contacts from the start made an increment at 100M events take
+	// 50-80 s instead of ~15).
 	const nul = "hash(CAST(NULL AS VARCHAR))"
 	const status = "('sent', 'delivered', 'read', 'failed')"
 	const near = "INTERVAL 7 DAY"
@@ -428,18 +431,21 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 			SELECT r, vh FROM temp.inc_cm WHERE mh IN (SELECT h FROM temp.inc_hm0) OR rh IN (SELECT h FROM temp.inc_hm0)`,
 		`CREATE TEMP TABLE inc_hv AS
 			SELECT DISTINCT h FROM (SELECT vh AS h FROM temp.inc_a UNION ALL SELECT vh FROM temp.inc_d) WHERE h <> `+nul,
-		// Contacts whose first inbound message moves earlier: all their received rows change.
+		// Contacts whose first inbound message moves earlier: all their received rows
+		// change, each at or after the first inbound message stored so far (old).
 		`CREATE TEMP TABLE inc_hrc AS
-			SELECT DISTINCT hash(d.contact_id) AS h
+			SELECT hash(d.contact_id) AS h, min(r.first_recv_ts) AS old
 			FROM (SELECT contact_id, min(ts) AS ts FROM temp.inc_d WHERE type = 'received' AND contact_id IS NOT NULL GROUP BY 1) AS d
 			JOIN {g}.recv AS r ON r.contact_id = d.contact_id
-			WHERE d.ts < r.first_recv_ts`,
+			WHERE d.ts < r.first_recv_ts
+			GROUP BY 1`,
 		// Affected events (f_evt rows, fe): pass 1's, pass 2's, the new ones, and the
 		// received rows of inc_hrc's contacts. The events those rows depend on, per contact
 		// and span: the new events' contacts within reach; an affected event's candidates
 		// for credit (its contact's messages in the 7 days before it); an affected message's
 		// events that may credit it by last touch, with their candidates (its contact's
-		// events within 7 days either side of its send); inc_hrc's contacts whole.
+		// events within 7 days either side of its send); inc_hrc's contacts from 7 days
+		// before their old first inbound message on (their received rows' candidates).
 		`CREATE TEMP TABLE inc_w AS
 			SELECT h, CASE WHEN bool_or(lo IS NULL) THEN NULL ELSE min(lo) END AS lo,
 			       CASE WHEN bool_or(hi IS NULL) THEN NULL ELSE max(hi) END AS hi
@@ -447,7 +453,7 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 				SELECT h, lo - `+near+` AS lo, hi + `+near+` AS hi FROM temp.inc_wd
 				UNION ALL SELECT ch, ts - `+near+`, ts FROM temp.inc_cm WHERE fe
 				UNION ALL SELECT ch, ts - `+near+`, ts + `+near+` FROM temp.inc_cm WHERE sent AND mh IN (SELECT h FROM temp.inc_hm)
-				UNION ALL SELECT h, NULL, NULL FROM temp.inc_hrc)
+				UNION ALL SELECT h, old - `+near+`, NULL FROM temp.inc_hrc)
 			WHERE h <> `+nul+`
 			GROUP BY h`,
 	)

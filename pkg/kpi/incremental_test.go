@@ -244,6 +244,53 @@ func TestIncrementCrossContactCredit(t *testing.T) {
 	require.True(t, found, "the conversion is credited to X's campaign: %v", res[0])
 }
 
+// TestIncrementEarlierFirstInbound: a contact's first inbound message arrives after its
+// later ones, the last of them weeks after it. Every received row of the contact stores
+// the first inbound time (new vs returning contacts), so the increment must rewrite them
+// all, also those far outside the 14 days it reads around a new event.
+func TestIncrementEarlierFirstInbound(t *testing.T) {
+	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	first := []events.Event{
+		{EventID: "r-10", TS: t0.Add(10 * day), Type: "received", ContactID: "late", MessageID: "in-10"},
+		{EventID: "r-40", TS: t0.Add(40 * day), Type: "received", ContactID: "late", MessageID: "in-40"},
+		{EventID: "r-55", TS: t0.Add(55 * day), Type: "received", ContactID: "late", MessageID: "in-55"},
+		{EventID: "r-other", TS: t0.Add(30 * day), Type: "received", ContactID: "other", MessageID: "in-o"},
+	}
+	earlier := []events.Event{{EventID: "r-0", TS: t0, Type: "received", ContactID: "late", MessageID: "in-0"}}
+
+	w, src, inc := incrementalStore(t)
+	ctx := context.Background()
+	_, err := w.Append(ctx, first, store.AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, inc.Refresh(ctx))
+	_, err = w.Append(ctx, earlier, store.AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, inc.Refresh(ctx))
+	st, err := inc.Stats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, st.Increments)
+
+	full, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 256, NoIncremental: true})
+	require.NoError(t, err)
+	defer full.Close()
+	// From day 5 on: "late" has been a contact since day 0, so it is returning, not new,
+	// in every range that starts after that; "other" is new.
+	q := `{"queryType":"table","metrics":["new_contacts","returning_contacts","received"]}`
+	for _, from := range []time.Time{t0.Add(5 * day), t0.Add(20 * day), t0.Add(50 * day)} {
+		requireSameAnswers(t, fmt.Sprintf("from %s: ", from.Format(time.DateOnly)), []string{q}, from, t0.Add(60*day), full, inc)
+	}
+	res, err := inc.Run(ctx, kpi.Request{Query: mustQuery(t, q), From: t0.Add(20 * day), To: t0.Add(60 * day), Interval: time.Hour, MaxDataPoints: 100})
+	require.NoError(t, err)
+	require.Len(t, res, 1)
+	got := make([]any, 0, 3)
+	for _, f := range res[0].Fields {
+		v, _ := f.ConcreteAt(0)
+		got = append(got, v)
+	}
+	require.EqualValues(t, []any{1.0, 1.0, 3.0}, got, "new (other), returning (late), received")
+}
+
 // TestIncrementOfUnrelatedEvents: new events that concern no stored event (a new contact,
 // no message or conversation of the store) are an increment that reads no stored row.
 func TestIncrementOfUnrelatedEvents(t *testing.T) {
