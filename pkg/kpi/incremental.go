@@ -601,9 +601,15 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		// unchanged (a contact's earlier messages keep their outcomes), and re-aggregating
 		// every hour they sit in would redo most of the store's history. A 64-bit collision
 		// between a row and its recomputed version could hide a change (~1 in 10^19).
+		//
+		// The old rows are found by a join with the (distinct) key pairs, not by EXISTS:
+		// DuckDB runs a correlated EXISTS as a delim join, which first collects and groups
+		// the hashes of every row in the time bound (f_evt at 100M events: 2.7 s for
+		// 12M rows, against 0.2 s joined).
 		err = run(
 			fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE inc_old AS
-				SELECT fr.rowid AS r, date_trunc('hour', fr.%s) AS h, fr.rh FROM {g}.%s AS fr WHERE %s AND %s`, t, f, oldBound(t, since), affected),
+				SELECT fr.rowid AS r, date_trunc('hour', fr.%s) AS h, fr.rh FROM {g}.%s AS fr JOIN %s AS k ON k.h = fr.kh AND k.x = fr.kx
+				WHERE %s`, t, f, keyPairs[f], oldBound(t, since)),
 			fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE inc_new AS
 				SELECT date_trunc('hour', fr.%s) AS h, fr.rh FROM {inc}.%s AS fr WHERE %s`, t, f, affected),
 			`CREATE OR REPLACE TEMP TABLE inc_h AS
