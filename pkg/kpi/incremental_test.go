@@ -194,6 +194,27 @@ func incrementsMatchFullBuild(t *testing.T, days int) {
 	require.Greater(t, step, 6)
 }
 
+// oneIncrement writes first as a segment, builds an engine's facts from it, writes later
+// as a second segment and applies it as an increment; full is a full build of both.
+func oneIncrement(t *testing.T, first, later []events.Event) (inc, full *kpi.Engine) {
+	t.Helper()
+	w, src, inc := incrementalStore(t)
+	ctx := context.Background()
+	_, err := w.Append(ctx, first, store.AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, inc.Refresh(ctx))
+	_, err = w.Append(ctx, later, store.AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, inc.Refresh(ctx))
+	st, err := inc.Stats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, st.Increments)
+	full, err = kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 256, NoIncremental: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { full.Close() })
+	return inc, full
+}
+
 // TestIncrementCrossContactCredit: a conversion of contact X names a message sent to
 // another contact (Y), and takes its credit by last touch from X's own campaign message.
 // When a later segment touches only Y, the increment recomputes Y's messages and the
@@ -210,21 +231,8 @@ func TestIncrementCrossContactCredit(t *testing.T) {
 	// Y writes: Y's messages (m-y) are recomputed, and with them X's conversion naming m-y.
 	later := []events.Event{{EventID: "recv-y", TS: t0.Add(2 * time.Hour), Type: "received", ContactID: "y", MessageID: "in-y"}}
 
-	w, src, inc := incrementalStore(t)
+	inc, full := oneIncrement(t, first, later)
 	ctx := context.Background()
-	_, err := w.Append(ctx, first, store.AppendOptions{})
-	require.NoError(t, err)
-	require.NoError(t, inc.Refresh(ctx))
-	_, err = w.Append(ctx, later, store.AppendOptions{})
-	require.NoError(t, err)
-	require.NoError(t, inc.Refresh(ctx))
-	st, err := inc.Stats(ctx)
-	require.NoError(t, err)
-	require.Equal(t, 1, st.Increments)
-
-	full, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 256, NoIncremental: true})
-	require.NoError(t, err)
-	defer full.Close()
 	q := `{"queryType":"table","metrics":["conversions_total","revenue"],"groupBy":["campaign"]}`
 	requireSameAnswers(t, "", []string{q}, t0.Add(-48*time.Hour), t0.Add(48*time.Hour), full, inc)
 	// And the reference itself credits X's own campaign.
@@ -259,21 +267,8 @@ func TestIncrementEarlierFirstInbound(t *testing.T) {
 	}
 	earlier := []events.Event{{EventID: "r-0", TS: t0, Type: "received", ContactID: "late", MessageID: "in-0"}}
 
-	w, src, inc := incrementalStore(t)
+	inc, full := oneIncrement(t, first, earlier)
 	ctx := context.Background()
-	_, err := w.Append(ctx, first, store.AppendOptions{})
-	require.NoError(t, err)
-	require.NoError(t, inc.Refresh(ctx))
-	_, err = w.Append(ctx, earlier, store.AppendOptions{})
-	require.NoError(t, err)
-	require.NoError(t, inc.Refresh(ctx))
-	st, err := inc.Stats(ctx)
-	require.NoError(t, err)
-	require.Equal(t, 1, st.Increments)
-
-	full, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 256, NoIncremental: true})
-	require.NoError(t, err)
-	defer full.Close()
 	// From day 5 on: "late" has been a contact since day 0, so it is returning, not new,
 	// in every range that starts after that; "other" is new.
 	q := `{"queryType":"table","metrics":["new_contacts","returning_contacts","received"]}`
