@@ -271,3 +271,37 @@ func TestAppendLongTextCSV(t *testing.T) {
 	require.NoError(t, db.QueryRow("SELECT step FROM read_parquet("+ParquetList(segs)+") WHERE event_id = 'long'").Scan(&step))
 	assert.True(t, step == long, "the long text is stored whole")
 }
+
+// Skipping stored events holds the batch's ids, not the store's: a few events appended
+// to a store of 2M stored ids fit a memory limit the stored ids would outgrow (a NOT IN
+// over them held them all: 10 GB for a 100M-event store).
+func TestSkipExistingHoldsTheBatchNotTheStore(t *testing.T) {
+	dir := t.TempDir()
+	w, err := OpenWriter(dir)
+	require.NoError(t, err)
+	defer w.Close()
+	// 2M stored ids, written straight as one segment (only event_id is read to skip).
+	seg := filepath.Join(dir, SegmentsDir, newSegmentName(time.Now()))
+	_, err = w.db.Exec(fmt.Sprintf(`COPY (SELECT 'stored-' || range AS event_id FROM range(2000000)) TO %s (FORMAT parquet)`, SQLString(seg)))
+	require.NoError(t, err)
+	// No spilling, and less memory than a hash table of the stored ids takes.
+	for _, s := range []string{"SET temp_directory = ''", "SET memory_limit = '48MB'", "SET threads = 2"} {
+		_, err = w.db.Exec(s)
+		require.NoError(t, err)
+	}
+	ts := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	batch := []events.Event{
+		{EventID: "stored-17", TS: ts, Type: "received", ContactID: "a"},
+		{EventID: "new-1", TS: ts, Type: "received", ContactID: "a"},
+		{EventID: "stored-1999999", TS: ts, Type: "received", ContactID: "b"},
+		{EventID: "new-2", TS: ts, Type: "received", ContactID: "b"},
+	}
+	res, err := w.Append(context.Background(), batch, AppendOptions{SkipExisting: true})
+	require.NoError(t, err)
+	assert.Equal(t, 2, res.Written)
+	assert.Equal(t, 2, res.Duplicates)
+	var ids string
+	require.NoError(t, w.db.QueryRow(fmt.Sprintf(`SELECT string_agg(event_id, ',' ORDER BY file_row_number) FROM read_parquet(%s, file_row_number = true)`,
+		SQLString(res.Segment))).Scan(&ids))
+	assert.Equal(t, "new-1,new-2", ids, "the new segment holds the new events, in order")
+}
