@@ -3,6 +3,7 @@
 package kpi
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 
@@ -16,11 +17,7 @@ import (
 // count (zeros would mean a DuckDB built without its allocator, or a broken read), and
 // resident memory covers what is allocated.
 func TestAllocatorStatsRead(t *testing.T) {
-	db, err := store.OpenDuckDB("")
-	require.NoError(t, err)
-	defer db.Close()
-	_, err = db.Exec("CREATE TABLE t AS SELECT range AS v FROM range(2000000)")
-	require.NoError(t, err)
+	duckdbHolding(t, 2_000_000)
 
 	allocated, active, resident, metadata := duckdbAllocatorStats()
 	require.GreaterOrEqual(t, allocated, int64(8<<20), "2M BIGINTs are 16 MB in DuckDB's buffers")
@@ -35,11 +32,7 @@ func TestAllocatorStatsRead(t *testing.T) {
 // The allocator's decay is set and read back (arena 0, once DuckDB has allocated), and the
 // serving engine sets servingDecayMS.
 func TestDuckDBDecaySet(t *testing.T) {
-	db, err := store.OpenDuckDB("")
-	require.NoError(t, err)
-	defer db.Close()
-	_, err = db.Exec("CREATE TABLE t AS SELECT range AS v FROM range(100000)")
-	require.NoError(t, err)
+	duckdbHolding(t, 100_000)
 	before := duckdbDecay()
 	require.GreaterOrEqual(t, before, 0, "DuckDB's jemalloc answers")
 	defer setDuckDBDecay(before)
@@ -54,4 +47,15 @@ func TestDuckDBDecaySet(t *testing.T) {
 	require.NoError(t, err)
 	defer e.Close()
 	require.Equal(t, servingDecayMS, duckdbDecay())
+}
+
+// duckdbHolding opens an in-memory DuckDB instance holding a table of n BIGINTs, closed
+// at the end of the test: DuckDB's allocator has then allocated.
+func duckdbHolding(t *testing.T, n int) {
+	t.Helper()
+	db, err := store.OpenDuckDB("")
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	_, err = db.Exec(fmt.Sprintf("CREATE TABLE t AS SELECT range AS v FROM range(%d)", n))
+	require.NoError(t, err)
 }
