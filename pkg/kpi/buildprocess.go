@@ -130,7 +130,7 @@ func runBuildProcess(in io.Reader, out io.Writer) int {
 		opts: Options{Source: req.Source, Demo: req.Demo, BuildMemoryLimitMB: req.BuildMemoryLimitMB,
 			Threads: req.Threads, NoRollups: req.NoRollups},
 		workDir: req.WorkDir,
-		open:    map[*sql.DB]string{},
+		open:    map[*sql.DB]openInstance{},
 	}
 	g := &generation{schema: req.Schema, path: req.Path, version: req.Version, demoEnd: req.DemoEnd}
 	pins := make([]string, 0, len(req.Files))

@@ -193,3 +193,20 @@ func SetKeptWait(d time.Duration) func() {
 // SetDuckDBDecay sets DuckDB's jemalloc decay (ms) for every arena; DuckDBDecay reads it.
 func SetDuckDBDecay(ms int) bool { return setDuckDBDecay(ms) }
 func DuckDBDecay() int           { return duckdbDecay() }
+
+// IncrementSetting reads a DuckDB setting on the connection increments of the current
+// snapshot run on.
+func IncrementSetting(e *Engine, name string) (string, error) {
+	g := e.cur.Load()
+	if g == nil {
+		return "", nil
+	}
+	conn, release, err := e.incrementConn(context.Background(), g.db)
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	var v string
+	err = conn.QueryRowContext(context.Background(), "SELECT current_setting('"+name+"')::VARCHAR").Scan(&v)
+	return v, err
+}

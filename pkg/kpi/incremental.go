@@ -233,11 +233,11 @@ func (e *Engine) tryIncrement(ctx context.Context, old *generation, files []stor
 	if !allowStale && float64(old.added) > maxIncrementalShare*float64(max(old.full, 1)) {
 		return nil, true, nil
 	}
-	conn, err := old.db.Conn(ctx)
+	conn, release, err := e.incrementConn(ctx, old.db)
 	if err != nil {
 		return nil, false, err
 	}
-	defer conn.Close()
+	defer release()
 	newFiles, base, merged, ok, err := listingChange(ctx, conn, old, files, false)
 	stale := old.stale
 	if err == nil && !ok && allowStale {
@@ -494,7 +494,9 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	// them: pass 2's are pass 3's, pass 1's lie in their contact's span of inc_w. Each run
 	// of row groups holding picked rows is read with constant row id bounds: the scan then
 	// skips the row groups between runs, where one semi-join would read every column of
-	// every row group between the first picked row and the last.
+	// every row group between the first picked row and the last. Within a run, the scan
+	// skips the vectors (2 048 rows) that hold no picked row: the join hands it the run's
+	// row ids as a filter (incrementSettings).
 	runs, err := rowGroupRuns(ctx, conn, "temp.inc_pick")
 	if err != nil {
 		return 0, span, err
@@ -502,7 +504,7 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	reads := make([]string, 0, len(runs)+1)
 	for _, r := range runs {
 		reads = append(reads, fmt.Sprintf(`SELECT rowid AS _r, * FROM {g}.ev
-			WHERE rowid >= %d AND rowid < %d AND rowid IN (SELECT r FROM temp.inc_pick)`, r[0], r[1]))
+			WHERE rowid >= %[1]d AND rowid < %[2]d AND rowid IN (SELECT r FROM temp.inc_pick WHERE r >= %[1]d AND r < %[2]d)`, r[0], r[1]))
 	}
 	reads = append(reads, `SELECT CAST(NULL AS BIGINT) AS _r, * FROM temp.inc_d`) // alone when no stored row is picked
 	err = run(

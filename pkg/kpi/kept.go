@@ -424,7 +424,7 @@ func (e *Engine) loadKept(ctx context.Context, name string) (*generation, error)
 	if _, err := os.Stat(g.path); err != nil {
 		return nil, fmt.Errorf("%w: %w", errKeptNotGood, err)
 	}
-	db, err := e.openDB(g.path, e.opts.MemoryLimitMB, "spill-"+g.schema)
+	db, err := e.openServing(g)
 	if err != nil {
 		if ctx.Err() == nil && notADatabase(err) {
 			err = fmt.Errorf("%w: %w", errKeptNotGood, err)

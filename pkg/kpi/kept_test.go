@@ -286,24 +286,28 @@ func TestKeptFactsOfGoneStoresRemoved(t *testing.T) {
 	assert.Equal(t, 0, st.FullBuilds, "a store kept for long is not taken for unused at its own restart")
 }
 
-// copyTree copies the regular files of src into dst.
-func copyTree(t *testing.T, src, dst string) {
-	t.Helper()
-	require.NoError(t, os.MkdirAll(dst, 0o700))
+// copyTree copies the regular files under src to the same places under dst.
+func copyTree(tb testing.TB, src, dst string) {
+	tb.Helper()
+	require.NoError(tb, os.MkdirAll(dst, 0o700))
 	entries, err := os.ReadDir(src)
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	for _, e := range entries {
+		if e.IsDir() {
+			copyTree(tb, filepath.Join(src, e.Name()), filepath.Join(dst, e.Name()))
+			continue
+		}
 		if !e.Type().IsRegular() {
 			continue
 		}
 		in, err := os.Open(filepath.Join(src, e.Name()))
-		require.NoError(t, err)
+		require.NoError(tb, err)
 		out, err := os.Create(filepath.Join(dst, e.Name()))
-		require.NoError(t, err)
+		require.NoError(tb, err)
 		_, err = io.Copy(out, in)
-		require.NoError(t, err)
+		require.NoError(tb, err)
 		in.Close()
-		require.NoError(t, out.Close())
+		require.NoError(tb, out.Close())
 	}
 }
 

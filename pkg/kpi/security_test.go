@@ -277,6 +277,8 @@ func TestSettingsLocked(t *testing.T) {
 		"autoload_known_extensions":    "false",
 		"autoinstall_known_extensions": "false",
 		"threads":                      "1",
+		// DuckDB's default: only the increments' connection raises it (incrementSettings).
+		"dynamic_or_filter_threshold": "50",
 	}
 	check := func(t *testing.T) {
 		for name, v := range want {
@@ -312,6 +314,10 @@ func TestSettingsLocked(t *testing.T) {
 	_, err := s.sql(context.Background(), "SELECT setseed(0.5)")
 	require.NoError(t, err)
 	check(t)
+	// The connection increments run on has its own, set before the lock (incrementSettings).
+	v, err := kpi.IncrementSetting(s.e, "dynamic_or_filter_threshold")
+	require.NoError(t, err)
+	assert.Equal(t, "16384", v)
 }
 
 func TestRawSQLRowLimit(t *testing.T) {
