@@ -483,8 +483,15 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 				SELECT mh AS h FROM temp.inc_rows UNION ALL SELECT rh FROM temp.inc_rows
 				UNION ALL SELECT mh FROM temp.inc_d UNION ALL SELECT rh FROM temp.inc_d)
 			WHERE h <> `+nul,
+		// Of a message's sent rows the facts use the first in arrival order (msg, facts.go),
+		// whose time f_msg holds (send_ts) for every message with a sent row: the scan of ev
+		// then skips the row groups without one of those times (a scan of every event's
+		// hash took 0.8-1.0 s at 100M events).
+		`CREATE TEMP TABLE inc_hopt AS
+			SELECT DISTINCT send_ts AS ts FROM {g}.f_msg WHERE kh IN (SELECT h FROM temp.inc_hop)`,
 		`CREATE TEMP TABLE inc_hopr AS
-			SELECT rowid AS r FROM {g}.ev WHERE mh IN (SELECT h FROM temp.inc_hop) AND type = 'sent'`,
+			SELECT rowid AS r FROM {g}.ev
+			WHERE ts IN (SELECT ts FROM temp.inc_hopt) AND mh IN (SELECT h FROM temp.inc_hop) AND type = 'sent'`,
 		`CREATE TEMP TABLE inc_pick AS SELECT r FROM temp.inc_rows UNION SELECT r FROM temp.inc_hopr`,
 	)
 	if err != nil {
