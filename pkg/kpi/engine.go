@@ -328,7 +328,7 @@ func (i openInstance) close() {
 // so the connection is opened and set before that.
 type incrementConn struct {
 	mu   sync.Mutex
-	conn *sql.Conn // nil once closed or broken: increments then take any connection
+	conn *sql.Conn // nil once closed: increments then take any connection
 }
 
 func newIncrementConn(db *sql.DB, session []string) (*incrementConn, error) {
@@ -346,19 +346,16 @@ func newIncrementConn(db *sql.DB, session []string) (*incrementConn, error) {
 }
 
 // incrementConn returns the connection for an increment on db and what to call when it
-// is done: db's increment connection while it works, else a connection of db's pool.
+// is done: db's increment connection, or one of its pool's once that is closed. (Closing
+// it hands it back to the pool, settings and all; only closing the instance does that.)
 func (e *Engine) incrementConn(ctx context.Context, db *sql.DB) (*sql.Conn, func(), error) {
 	e.openMu.Lock()
 	inc := e.open[db].inc
 	e.openMu.Unlock()
 	if inc != nil {
 		inc.mu.Lock()
-		if inc.conn != nil && inc.conn.PingContext(ctx) == nil {
+		if inc.conn != nil {
 			return inc.conn, inc.mu.Unlock, nil
-		}
-		if inc.conn != nil { // broken (a cancelled statement can leave it so)
-			_ = inc.conn.Close()
-			inc.conn = nil
 		}
 		inc.mu.Unlock()
 	}
