@@ -1130,6 +1130,9 @@ func (e *Engine) buildFacts(ctx context.Context, db *sql.DB, g *generation, file
 	g.stats.Files, g.stats.Version = len(files), g.version
 	g.full = g.stats.Events
 	stmts := factStatements()
+	if e.opts.Source != nil && e.opts.Source.Kind == store.KindDir {
+		stmts = append(stmts, spanStatements()...) // only a store directory takes increments
+	}
 	if !e.opts.NoRollups {
 		stmts = append(stmts, rollupStatements()...)
 	}

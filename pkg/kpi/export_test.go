@@ -2,6 +2,8 @@ package kpi
 
 import (
 	"context"
+	"database/sql"
+	"strings"
 	"sync"
 	"time"
 )
@@ -210,3 +212,32 @@ func IncrementSetting(e *Engine, name string) (string, error) {
 	err = conn.QueryRowContext(context.Background(), "SELECT current_setting('"+name+"')::VARCHAR").Scan(&v)
 	return v, err
 }
+
+// UncoveredKeyEvents counts the current snapshot's events that name a message or a
+// conversation at a time no span of that key covers (spanStatements): an increment would
+// not find them.
+func UncoveredKeyEvents(e *Engine) (int64, error) {
+	g := e.cur.Load()
+	if g == nil {
+		return 0, nil
+	}
+	var n int64
+	err := g.db.QueryRowContext(context.Background(), strings.NewReplacer("{g}", g.schema, "{nul}", nullHash).Replace(`
+		SELECT count(*) FROM (
+			SELECT mh AS h, ts, 'm' AS k FROM {g}.ev WHERE mh <> {nul}
+			UNION ALL SELECT rh, ts, 'm' FROM {g}.ev WHERE rh <> {nul}
+			UNION ALL SELECT vh, ts, 'v' FROM {g}.ev WHERE vh <> {nul}) AS x
+		WHERE NOT EXISTS (
+			SELECT 1 FROM (SELECT *, 'm' AS k FROM {g}.span_msg UNION ALL SELECT *, 'v' FROM {g}.span_conv) AS s
+			WHERE s.k = x.k AND s.h = x.h AND x.ts BETWEEN s.lo AND s.hi)`)).Scan(&n)
+	return n, err
+}
+
+// SpanRuns is spanRuns (incremental.go).
+func SpanRuns(spans [][2]time.Time) [][2]time.Time { return spanRuns(spans) }
+
+// MaxSpanRuns is maxSpanRuns.
+const MaxSpanRuns = maxSpanRuns
+
+// MemoryByTag is memoryByTag (incremental.go).
+func MemoryByTag(db *sql.DB) string { return memoryByTag(db) }

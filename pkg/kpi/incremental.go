@@ -187,6 +187,114 @@ func listingChange(ctx context.Context, conn *sql.Conn, g *generation, now []sto
 	return now[first:], append(slices.Clone(g.base), base[k:]...), all, true, nil
 }
 
+// Key spans: for every message and conversation that stored events name, the earliest
+// and latest time of those events (span_msg, by mh and rh; span_conv, by vh). An increment
+// looks up the spans of the keys it must find and scans only those times of ev, whose row
+// groups follow time: a scan of every event's hashes took ~1.4 s (messages) and ~0.75 s
+// (conversations) at 100M events. A full build writes one row per key; each increment
+// appends one per key its new events name, so a key's rows together cover all of its
+// events (stored events never change: retention's rewrites rebuild in full). ts is a
+// required column: every event has a time.
+func spanStatements() []string {
+	return []string{
+		`CREATE TABLE {g}.span_msg AS
+		SELECT h, min(ts) AS lo, max(ts) AS hi FROM (
+			SELECT mh AS h, ts FROM {g}.ev WHERE mh <> ` + nullHash + ` AND {part:mh}
+			UNION ALL SELECT rh, ts FROM {g}.ev WHERE rh <> ` + nullHash + ` AND {part:rh})
+		GROUP BY h`,
+		`CREATE TABLE {g}.span_conv AS
+		SELECT vh AS h, min(ts) AS lo, max(ts) AS hi FROM {g}.ev WHERE vh <> ` + nullHash + ` AND {part:vh}
+		GROUP BY vh`,
+	}
+}
+
+// spanAppends add the spans of the new events' keys (spanStatements), in the increment's
+// transaction.
+var spanAppends = []string{
+	`INSERT INTO {g}.span_msg SELECT h, min(ts), max(ts) FROM (
+		SELECT mh AS h, ts FROM temp.inc_d UNION ALL SELECT rh, ts FROM temp.inc_d)
+	WHERE h <> ` + nullHash + ` GROUP BY h`,
+	`INSERT INTO {g}.span_conv SELECT vh, min(ts), max(ts) FROM temp.inc_d WHERE vh <> ` + nullHash + ` GROUP BY vh`,
+}
+
+// nullHash is hash(NULL), a value: key hashes equal to it are left out of key lists (a
+// real key with that very hash would be missed; odds ~1 in 10^19).
+const nullHash = "hash(CAST(NULL AS VARCHAR))"
+
+// maxSpanRuns bounds the time runs one key lookup scans (keySpanRuns).
+const maxSpanRuns = 16
+
+// minSpanGap is the shortest gap between two runs worth a scan of its own: a row group
+// of ev holds ~2.6 hours of events at 100M events over 90 days.
+const minSpanGap = time.Hour
+
+// keySpanRuns reads the spans (lo, hi) the query returns and gives the time conditions on
+// ev that cover them: disjoint runs, spans closer than minSpanGap joined, at most
+// maxSpanRuns (the closest joined first). None: no stored event names the keys.
+func keySpanRuns(ctx context.Context, conn *sql.Conn, query string) ([]string, error) {
+	rows, err := conn.QueryContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("update facts: %w", err)
+	}
+	defer rows.Close()
+	var spans [][2]time.Time
+	for rows.Next() {
+		var s [2]time.Time
+		if err := rows.Scan(&s[0], &s[1]); err != nil {
+			return nil, fmt.Errorf("update facts: %w", err)
+		}
+		spans = append(spans, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("update facts: %w", err)
+	}
+	runs := spanRuns(spans)
+	conds := make([]string, len(runs))
+	for i, r := range runs {
+		conds[i] = fmt.Sprintf("ev.ts >= %s AND ev.ts <= %s", sqlTime(r[0]), sqlTime(r[1]))
+	}
+	return conds, nil
+}
+
+// spanRuns merges closed time spans into disjoint runs covering them (keySpanRuns).
+func spanRuns(spans [][2]time.Time) [][2]time.Time {
+	slices.SortFunc(spans, func(a, b [2]time.Time) int { return a[0].Compare(b[0]) })
+	var runs [][2]time.Time
+	for _, s := range spans {
+		if n := len(runs); n > 0 && s[0].Sub(runs[n-1][1]) < minSpanGap {
+			if s[1].After(runs[n-1][1]) {
+				runs[n-1][1] = s[1]
+			}
+			continue
+		}
+		runs = append(runs, s)
+	}
+	for len(runs) > maxSpanRuns { // join across the smallest gap
+		best := 1
+		for i := 2; i < len(runs); i++ {
+			if runs[i][0].Sub(runs[i-1][1]) < runs[best][0].Sub(runs[best-1][1]) {
+				best = i
+			}
+		}
+		runs[best-1][1] = runs[best][1]
+		runs = append(runs[:best], runs[best+1:]...)
+	}
+	return runs
+}
+
+// spanScan is a scan of ev (SELECT ... FROM {g}.ev AS ev WHERE %s, %s the time condition)
+// over the runs, one branch each; runs are disjoint, so no row comes twice.
+func spanScan(stmt string, runs []string) string {
+	if len(runs) == 0 {
+		return fmt.Sprintf(stmt, "false")
+	}
+	parts := make([]string, len(runs))
+	for i, r := range runs {
+		parts[i] = fmt.Sprintf(stmt, r)
+	}
+	return strings.Join(parts, "\n\t\t\tUNION ALL ")
+}
+
 // dropScratch drops an increment's scratch tables (temp.inc_*).
 func dropScratch(conn *sql.Conn) {
 	ctx := context.Background()
@@ -323,7 +431,11 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		return 0, span, err
 	}
 	inTx := false
+	step := "" // the statement running, for the log of one that ran out of memory
 	defer func() {
+		if err != nil && isOutOfMemory(err) {
+			log.DefaultLogger.Warn("increment ran out of memoryLimitMB", "statement", stepName(step), "duckdb memory", memoryByTag(g.db))
+		}
 		if err != nil && inTx {
 			_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
 		}
@@ -343,6 +455,7 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 				}
 			}
 			start := time.Now()
+			step = s
 			if _, err := conn.ExecContext(ctx, s); err != nil {
 				return fmt.Errorf("update facts: %w", err)
 			}
@@ -394,7 +507,7 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	// message stored so far, so such a contact's events are read from 7 days before that
 	// on (reading such contacts from the start made an increment at 100M events take
 	// 50-80 s instead of ~15).
-	const nul = "hash(CAST(NULL AS VARCHAR))"
+	const nul = nullHash
 	const status = "('sent', 'delivered', 'read', 'failed')"
 	const near = "INTERVAL 7 DAY"
 	// Whole-history windows have NULL ends.
@@ -422,11 +535,21 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		`CREATE TEMP TABLE inc_hm AS
 			SELECT DISTINCT h FROM (SELECT h FROM temp.inc_hm0 UNION ALL SELECT mh FROM temp.inc_b WHERE sent)
 			WHERE h <> `+nul,
+	)
+	if err != nil {
+		return 0, span, err
+	}
+	// Pass 2 reads only the times the affected messages' events lie at (spanStatements).
+	msgRuns, err := keySpanRuns(ctx, conn, names.Replace(`SELECT lo, hi FROM {g}.span_msg WHERE h IN (SELECT h FROM temp.inc_hm)`))
+	if err != nil {
+		return 0, span, err
+	}
+	err = run(
 		// Pass 2: events naming an affected message. Affected conversations: the new
 		// events', and those of the events naming the new events' messages (inc_a).
-		`CREATE TEMP TABLE inc_cm AS
-			SELECT rowid AS r, mh, rh, ch, vh, ts, type = 'sent' AS sent, type NOT IN `+status+` AS fe FROM {g}.ev
-			WHERE mh IN (SELECT h FROM temp.inc_hm) OR rh IN (SELECT h FROM temp.inc_hm)`,
+		`CREATE TEMP TABLE inc_cm AS `+spanScan(`
+			SELECT rowid AS r, mh, rh, ch, vh, ts, type = 'sent' AS sent, type NOT IN `+status+` AS fe FROM {g}.ev AS ev
+			WHERE %s AND (mh IN (SELECT h FROM temp.inc_hm) OR rh IN (SELECT h FROM temp.inc_hm))`, msgRuns),
 		`CREATE TEMP TABLE inc_a AS
 			SELECT r, vh FROM temp.inc_cm WHERE mh IN (SELECT h FROM temp.inc_hm0) OR rh IN (SELECT h FROM temp.inc_hm0)`,
 		`CREATE TEMP TABLE inc_hv AS
@@ -469,13 +592,17 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	if lo.Valid && !whole {
 		bound = "ev.ts >= " + sqlTime(lo.Time)
 	}
+	convRuns, err := keySpanRuns(ctx, conn, names.Replace(`SELECT lo, hi FROM {g}.span_conv WHERE h IN (SELECT h FROM temp.inc_hv)`))
+	if err != nil {
+		return 0, span, err
+	}
 	err = run(
-		// Pass 3: those events, the events of affected conversations, and pass 2's, with
-		// the hashes of the messages they name.
+		// Pass 3: those events, the events of affected conversations (at their spans'
+		// times), and pass 2's, with the hashes of the messages they name.
 		`CREATE TEMP TABLE inc_rows AS
 			SELECT ev.rowid AS r, ev.mh, ev.rh FROM {g}.ev AS ev JOIN temp.inc_w AS w ON w.h = ev.ch
 			WHERE `+bound+` AND `+inWindow("w")+`
-			UNION SELECT rowid, mh, rh FROM {g}.ev WHERE vh IN (SELECT h FROM temp.inc_hv)
+			UNION (`+spanScan(`SELECT rowid, mh, rh FROM {g}.ev AS ev WHERE %s AND vh IN (SELECT h FROM temp.inc_hv)`, convRuns)+`)
 			UNION SELECT r, mh, rh FROM temp.inc_cm`,
 		// Pass 4: the sent rows of every message those events and the new ones name.
 		`CREATE TEMP TABLE inc_hop AS
@@ -551,6 +678,7 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		start := time.Now()
 		// The intermediate tables ({t}) too go to the increment's scratch schema.
 		stmt = strings.NewReplacer("{g}", inc, "{t}", inc).Replace(stmt)
+		step = stmt
 		if _, err := conn.ExecContext(ctx, partitioned(stmt, 0, 1)); err != nil {
 			return 0, span, fmt.Errorf("update facts: %w", err)
 		}
@@ -572,6 +700,9 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		`INSERT INTO {g}.recv SELECT * FROM {inc}.recv WHERE contact_id NOT IN (
 			SELECT r.contact_id FROM {g}.recv AS r WHERE r.contact_id IN (SELECT contact_id FROM {inc}.recv))`,
 	)
+	if err == nil {
+		err = run(spanAppends...)
+	}
 	if err != nil {
 		return 0, span, err
 	}
@@ -693,6 +824,30 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		}
 	}
 	return added, span, err
+}
+
+// memoryByTag is what holds DuckDB's memory in db's instance by its own count
+// (duckdb_memory(): tags holding 1 MB or more, in MB, on disk after the slash): logged
+// when an increment runs out of memoryLimitMB, to tell what filled it.
+func memoryByTag(db *sql.DB) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rows, err := db.QueryContext(ctx, `SELECT tag, memory_usage_bytes, temporary_storage_bytes FROM duckdb_memory()
+		WHERE memory_usage_bytes + temporary_storage_bytes >= 1048576 ORDER BY memory_usage_bytes DESC`)
+	if err != nil {
+		return "unknown: " + firstLine{err}.Error()
+	}
+	defer rows.Close()
+	var parts []string
+	for rows.Next() {
+		var tag string
+		var mem, tmp int64
+		if err := rows.Scan(&tag, &mem, &tmp); err != nil {
+			return "unknown: " + err.Error()
+		}
+		parts = append(parts, fmt.Sprintf("%s %d/%d", tag, mem>>20, tmp>>20))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // oldBound is the condition on a fact's time column t that its rows of affected keys meet:

@@ -6,6 +6,9 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -174,6 +177,9 @@ func incrementsMatchFullBuild(t *testing.T, days int) {
 		require.Equal(t, sf.Events, si.Events, "step %d: events", step)
 		require.Equal(t, sf.Version, si.Version, "step %d: version", step)
 		require.Equal(t, step-1, si.Increments, "step %d: every segment after the first is an increment", step)
+		uncovered, err := kpi.UncoveredKeyEvents(inc)
+		require.NoError(t, err)
+		require.Zero(t, uncovered, "step %d: events outside their keys' spans", step)
 		requireSameAnswers(t, fmt.Sprintf("step %d: ", step), queries, from, to, full, inc)
 	}
 	step := 0
@@ -523,4 +529,54 @@ func TestIncrementOutOfMemoryRetried(t *testing.T) {
 	require.Equal(t, builds+1, st.FullBuilds, "a full build after the fourth attempt")
 	require.Equal(t, 0, st.Increments)
 	compare("after the full build")
+}
+
+// TestSpanRuns: the time runs an increment scans for its keys cover every span, are
+// disjoint and ordered, join spans less than an hour apart and number at most
+// MaxSpanRuns however many spans come.
+func TestSpanRuns(t *testing.T) {
+	at := func(h float64) time.Time {
+		return time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(h * float64(time.Hour)))
+	}
+	span := func(a, b float64) [2]time.Time { return [2]time.Time{at(a), at(b)} }
+	require.Empty(t, kpi.SpanRuns(nil))
+	require.Equal(t, [][2]time.Time{span(0, 5), span(10, 11)},
+		kpi.SpanRuns([][2]time.Time{span(10, 11), span(3, 5), span(0, 2), span(1, 1.5), span(2.5, 3)}),
+		"overlapping spans and gaps under an hour join; two hours apart stay apart")
+
+	rng := seededRand(t)
+	var spans [][2]time.Time
+	for i := 0; i < 500; i++ {
+		a := rng.Float64() * 2000
+		spans = append(spans, span(a, a+rng.Float64()*3))
+	}
+	runs := kpi.SpanRuns(slices.Clone(spans))
+	require.LessOrEqual(t, len(runs), kpi.MaxSpanRuns)
+	for i, r := range runs {
+		require.False(t, r[1].Before(r[0]), "run %d ends before it starts", i)
+		if i > 0 {
+			require.True(t, r[0].After(runs[i-1][1]), "run %d overlaps the one before", i)
+		}
+	}
+	for _, s := range spans {
+		require.True(t, slices.ContainsFunc(runs, func(r [2]time.Time) bool { return !s[0].Before(r[0]) && !s[1].After(r[1]) }),
+			"span %v is in no run", s)
+	}
+}
+
+// TestMemoryByTag: what the log of an increment out of memory says holds DuckDB's
+// memory names the tag and its size in MB.
+func TestMemoryByTag(t *testing.T) {
+	db, err := store.OpenDuckDB("")
+	require.NoError(t, err)
+	defer db.Close()
+	db.SetMaxOpenConns(1) // an in-memory database is per connection
+	_, err = db.Exec("CREATE TABLE t AS SELECT range AS x FROM range(4000000)")
+	require.NoError(t, err)
+	got := kpi.MemoryByTag(db)
+	m := regexp.MustCompile(`IN_MEMORY_TABLE (\d+)/0`).FindStringSubmatch(got)
+	require.NotNil(t, m, "no in-memory table in %q", got)
+	mb, err := strconv.Atoi(m[1])
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, mb, 30, "4M BIGINTs take ~31 MB: %q", got)
 }

@@ -149,7 +149,7 @@ func factsFingerprint(rollups bool) (string, error) {
 		fmt.Fprintf(h, "%s %s %t\x00", c.Name, c.SQLType, c.Required)
 	}
 	fmt.Fprintf(h, "%s\x00%s\x00", dedupStatement("{g}", "{cols}", "{rel}"), qualitySelect("{rel}"))
-	for _, s := range factStatements() {
+	for _, s := range append(factStatements(), spanStatements()...) {
 		fmt.Fprintf(h, "%s\x00", s)
 	}
 	if rollups {

@@ -394,7 +394,7 @@ func TestKeptFactsFileHoldsOnlyFacts(t *testing.T) {
 		tables = append(tables, n)
 	}
 	require.NoError(t, rows.Err())
-	assert.Equal(t, []string{"ev", "f_conv", "f_evt", "f_msg", "f_quality", "f_turn", "recv"}, tables)
+	assert.Equal(t, []string{"ev", "f_conv", "f_evt", "f_msg", "f_quality", "f_turn", "recv", "span_conv", "span_msg"}, tables)
 	var total, free int64
 	require.NoError(t, db.QueryRow(`SELECT total_blocks, free_blocks FROM pragma_database_size() WHERE database_name = 'facts-g1'`).Scan(&total, &free))
 	t.Logf("facts file: %d blocks, %d free", total, free)
