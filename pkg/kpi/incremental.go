@@ -782,26 +782,28 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 			if lvl == "fine" {
 				old = fmt.Sprintf("date_trunc('hour', %s) IN (SELECT h FROM temp.inc_h)", t)
 			}
-			// The other levels read the "all" level; the fact levels read the facts: one run
-			// of consecutive changed hours at a time (often a few runs far apart: this hour
-			// and the hours of a contact's older rows), each bounded by constants the facts'
-			// zone maps skip by, in a statement of its own (side by side in one UNION ALL, the
-			// runs' aggregates outgrew 256 MB at 100M events). Past maxRollupRuns, one scan
-			// bounded by the first and last changed hour.
-			wheres := []string{hours}
+			// The other levels read the "all" level; the fact levels read the facts: the runs
+			// of consecutive changed hours (often a few runs far apart: this hour and the
+			// hours of a contact's older rows), each scanned with constant bounds the facts'
+			// zone maps skip by (an OR of the bounds is tested row by row over the whole
+			// table), in one UNION ALL under a single aggregate (an aggregate per run side
+			// by side outgrew 256 MB at 100M events; a statement per run cost ~3 ms each).
+			// Past maxRollupRuns, one scan bounded by the first and last changed hour.
+			insert := rollupSelect(f, lvl, hours)
 			if lvl == "all" || lvl == "fine" {
-				wheres = []string{fmt.Sprintf("%[1]s >= %[2]s AND %[1]s < %[3]s AND date_trunc('hour', %[1]s) IN (SELECT h FROM temp.inc_h)",
-					t, sqlTime(runs[0][0]), sqlTime(runs[len(runs)-1][1]))}
+				insert = rollupSelect(f, lvl, fmt.Sprintf("%[1]s >= %[2]s AND %[1]s < %[3]s AND date_trunc('hour', %[1]s) IN (SELECT h FROM temp.inc_h)",
+					t, sqlTime(runs[0][0]), sqlTime(runs[len(runs)-1][1])))
 				if len(runs) <= maxRollupRuns {
-					wheres = wheres[:0]
-					for _, r := range runs {
-						wheres = append(wheres, fmt.Sprintf("%[1]s >= %[2]s AND %[1]s < %[3]s", t, sqlTime(r[0]), sqlTime(r[1])))
+					scans := make([]string, len(runs))
+					for i, r := range runs {
+						scans[i] = fmt.Sprintf("SELECT * FROM {g}.%[1]s WHERE %[2]s >= %[3]s AND %[2]s < %[4]s", f, t, sqlTime(r[0]), sqlTime(r[1]))
 					}
+					insert = rollupSelectFrom(f, lvl, "("+strings.Join(scans, " UNION ALL ")+") AS "+string(f), "")
 				}
 			}
-			stmts := []string{fmt.Sprintf(`DELETE FROM {g}.%s WHERE %s`, rollupTable(f, lvl), old)}
-			for _, w := range wheres {
-				stmts = append(stmts, fmt.Sprintf(`INSERT INTO {g}.%s %s ORDER BY 1`, rollupTable(f, lvl), rollupSelect(f, lvl, w)))
+			stmts := []string{
+				fmt.Sprintf(`DELETE FROM {g}.%s WHERE %s`, rollupTable(f, lvl), old),
+				fmt.Sprintf(`INSERT INTO {g}.%s %s ORDER BY 1`, rollupTable(f, lvl), insert),
 			}
 			if err = run(stmts...); err != nil {
 				return 0, span, err

@@ -258,6 +258,12 @@ func grainStart(t string, grain time.Duration) string {
 // from the facts, the others from the "all" level; where ("" for everything) restricts the
 // source rows.
 func rollupSelect(f Fact, level, where string) string {
+	return rollupSelectFrom(f, level, "{g}."+string(f), where)
+}
+
+// rollupSelectFrom is rollupSelect over the rows of rel, a relation with fact f's columns
+// (for the "all" and "fine" levels).
+func rollupSelectFrom(f Fact, level, rel, where string) string {
 	p := rollupPlans[f]
 	t := factTime[f]
 	if where != "" {
@@ -273,11 +279,11 @@ func rollupSelect(f Fact, level, where string) string {
 			cond += " AND (" + strings.TrimPrefix(where, " WHERE ") + ")"
 		}
 		if level == "fine" {
-			return fmt.Sprintf("SELECT %s AS %s, %s FROM {g}.%s WHERE %s GROUP BY ALL",
-				grainStart(t, fineGrain), t, strings.Join(parts, ", "), f, cond)
+			return fmt.Sprintf("SELECT %s AS %s, %s FROM %s WHERE %s GROUP BY ALL",
+				grainStart(t, fineGrain), t, strings.Join(parts, ", "), rel, cond)
 		}
-		return fmt.Sprintf("SELECT date_trunc('hour', %s) AS %s, %s, %s FROM {g}.%s WHERE %s GROUP BY ALL",
-			t, t, strings.Join(p.keys, ", "), strings.Join(parts, ", "), f, cond)
+		return fmt.Sprintf("SELECT date_trunc('hour', %s) AS %s, %s, %s FROM %s WHERE %s GROUP BY ALL",
+			t, t, strings.Join(p.keys, ", "), strings.Join(parts, ", "), rel, cond)
 	}
 	for i, k := range p.kinds {
 		parts[i] = fmt.Sprintf("%s AS c%d", k.combine(fmt.Sprintf("c%d", i)), i)
