@@ -258,11 +258,15 @@ func grainStart(t string, grain time.Duration) string {
 // from the facts, the others from the "all" level; where ("" for everything) restricts the
 // source rows.
 func rollupSelect(f Fact, level, where string) string {
-	return rollupSelectFrom(f, level, "{g}."+string(f), where)
+	rel := "{g}." + string(f)
+	if level != "all" && level != "fine" {
+		rel = "{g}." + rollupTable(f, "all")
+	}
+	return rollupSelectFrom(f, level, rel, where)
 }
 
-// rollupSelectFrom is rollupSelect over the rows of rel, a relation with fact f's columns
-// (for the "all" and "fine" levels).
+// rollupSelectFrom is rollupSelect over the rows of rel: a relation with fact f's columns
+// for the "all" and "fine" levels, with its "all" level's for the others.
 func rollupSelectFrom(f Fact, level, rel, where string) string {
 	p := rollupPlans[f]
 	t := factTime[f]
@@ -292,7 +296,7 @@ func rollupSelectFrom(f Fact, level, rel, where string) string {
 	if level != "none" {
 		keys += ", " + level
 	}
-	return fmt.Sprintf("SELECT %s, %s FROM {g}.%s%s GROUP BY ALL", keys, strings.Join(parts, ", "), rollupTable(f, "all"), where)
+	return fmt.Sprintf("SELECT %s, %s FROM %s%s GROUP BY ALL", keys, strings.Join(parts, ", "), rel, where)
 }
 
 // rollupStatements build every fact's rollups, after the facts (factStatements), in time
