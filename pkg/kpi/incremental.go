@@ -456,10 +456,12 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 			}
 			start := time.Now()
 			step = s
-			if _, err := conn.ExecContext(ctx, s); err != nil {
+			res, err := conn.ExecContext(ctx, s)
+			if err != nil {
 				return fmt.Errorf("update facts: %w", err)
 			}
-			log.DefaultLogger.Debug("increment step", "statement", stepName(s), "took", time.Since(start))
+			rows, _ := res.RowsAffected()
+			log.DefaultLogger.Debug("increment step", "statement", stepName(s), "took", time.Since(start), "rows", rows)
 		}
 		return nil
 	}
