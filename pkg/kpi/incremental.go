@@ -779,7 +779,7 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 			continue
 		}
 		hours := fmt.Sprintf("%s IN (SELECT h FROM temp.inc_h)", t)
-		for _, lvl := range rollupLevels(f) {
+		for _, lvl := range append(slices.Clone(tableLevels), "dims") {
 			old := hours
 			if lvl == "fine" {
 				old = fmt.Sprintf("date_trunc('hour', %s) IN (SELECT h FROM temp.inc_h)", t)
@@ -792,9 +792,14 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 			// statement per run cost ~3 ms each). Past maxRollupRuns, one scan bounded by
 			// the first and last changed hour. The other levels read the changed hours of the
 			// "all" level, copied once (temp.inc_all, below): each read them from the whole
-			// "all" table before (~12 ms a level for f_msg at 100M events).
+			// "all" table before (~12 ms a level for f_msg at 100M events); the
+			// single-dimension levels, all in one statement (dimsTable).
+			table := rollupTable(f, lvl)
 			insert := rollupSelectFrom(f, lvl, "temp.inc_all", "")
-			if lvl == "all" || lvl == "fine" {
+			switch lvl {
+			case "dims":
+				insert = dimsSelect(f, "temp.inc_all")
+			case "all", "fine":
 				insert = rollupSelect(f, lvl, fmt.Sprintf("%[1]s >= %[2]s AND %[1]s < %[3]s AND date_trunc('hour', %[1]s) IN (SELECT h FROM temp.inc_h)",
 					t, sqlTime(runs[0][0]), sqlTime(runs[len(runs)-1][1])))
 				if len(runs) <= maxRollupRuns {
@@ -806,11 +811,11 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 				}
 			}
 			stmts := []string{
-				fmt.Sprintf(`DELETE FROM {g}.%s WHERE %s`, rollupTable(f, lvl), old),
-				fmt.Sprintf(`INSERT INTO {g}.%s %s ORDER BY 1`, rollupTable(f, lvl), insert),
+				fmt.Sprintf(`DELETE FROM {g}.%s WHERE %s`, table, old),
+				fmt.Sprintf(`INSERT INTO {g}.%s %s ORDER BY 1`, table, insert),
 			}
 			if lvl == "all" {
-				stmts = append(stmts, fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE inc_all AS SELECT * FROM {g}.%s WHERE %s`, rollupTable(f, lvl), hours))
+				stmts = append(stmts, fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE inc_all AS SELECT * FROM {g}.%s WHERE %s`, table, hours))
 			}
 			if err = run(stmts...); err != nil {
 				return 0, span, err
