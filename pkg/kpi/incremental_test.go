@@ -163,6 +163,7 @@ func incrementsMatchFullBuild(t *testing.T, days int) {
 		`{"queryType":"funnel","groupBy":["variant"]}`,
 		`{"queryType":"timeseries","metrics":["sent","delivered","blocked","conversations"],"bucket":"15m"}`,
 		`{"queryType":"table","metrics":["quality_rating"],"groupBy":["business_number"]}`,
+		`{"queryType":"table","metrics":["failed","sent","delivered"],"groupBy":["error_code","template"],"limit":500}`,
 	}
 	from, to := end.AddDate(0, 0, -days-1), end.Add(time.Hour)
 	compare := func(step int) {
