@@ -602,10 +602,10 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		// Pass 3: those events, the events of affected conversations (at their spans'
 		// times), and pass 2's, with the hashes of the messages they name.
 		`CREATE TEMP TABLE inc_rows AS
-			SELECT ev.rowid AS r, ev.mh, ev.rh, ev.type IN `+statuses+` AS st FROM {g}.ev AS ev JOIN temp.inc_w AS w ON w.h = ev.ch
+			SELECT ev.rowid AS r, ev.mh, ev.rh FROM {g}.ev AS ev JOIN temp.inc_w AS w ON w.h = ev.ch
 			WHERE `+bound+` AND `+inWindow("w")+`
-			UNION (`+spanScan(`SELECT rowid, mh, rh, type IN `+statuses+` FROM {g}.ev AS ev WHERE %s AND vh IN (SELECT h FROM temp.inc_hv)`, convRuns)+`)
-			UNION SELECT r, mh, rh, NOT sent AND NOT fe FROM temp.inc_cm`,
+			UNION (`+spanScan(`SELECT rowid, mh, rh FROM {g}.ev AS ev WHERE %s AND vh IN (SELECT h FROM temp.inc_hv)`, convRuns)+`)
+			UNION SELECT r, mh, rh FROM temp.inc_cm`,
 		// Pass 4: the sent rows of every message those events and the new ones name.
 		`CREATE TEMP TABLE inc_hop AS
 			SELECT DISTINCT h FROM (
@@ -621,7 +621,7 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		`CREATE TEMP TABLE inc_hopr AS
 			SELECT rowid AS r FROM {g}.ev
 			WHERE ts IN (SELECT ts FROM temp.inc_hopt) AND mh IN (SELECT h FROM temp.inc_hop) AND type = 'sent'`,
-		`CREATE TEMP TABLE inc_pick AS SELECT r, st FROM temp.inc_rows UNION SELECT r, false FROM temp.inc_hopr`,
+		`CREATE TEMP TABLE inc_pick AS SELECT r FROM temp.inc_rows UNION SELECT r FROM temp.inc_hopr`,
 	)
 	if err != nil {
 		return 0, span, err
@@ -632,25 +632,19 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	// skips the row groups between runs, where one semi-join would read every column of
 	// every row group between the first picked row and the last. Within a run, the scan
 	// skips the vectors (2 048 rows) that hold no picked row: the join hands it the run's
-	// row ids as a filter (incrementSettings). Statuses (about half the rows) are read
-	// without the columns no fact takes from them (statusColumns): a vector's strings cost
-	// most of the read.
-	var reads []string
-	for _, part := range []struct{ cols, cond string }{{"*", "NOT st"}, {statusColumns, "st"}} {
-		picked := "(SELECT r FROM temp.inc_pick WHERE " + part.cond + ")"
-		runs, err := rowGroupRuns(ctx, conn, picked)
-		if err != nil {
-			return 0, span, err
-		}
-		for _, r := range runs {
-			reads = append(reads, fmt.Sprintf(`SELECT rowid AS _r, %[3]s FROM {g}.ev
-			WHERE rowid >= %[1]d AND rowid < %[2]d AND rowid IN (SELECT r FROM temp.inc_pick WHERE %[4]s AND r >= %[1]d AND r < %[2]d)`, r[0], r[1], part.cols, part.cond))
-		}
+	// row ids as a filter (incrementSettings).
+	runs, err := rowGroupRuns(ctx, conn, "temp.inc_pick")
+	if err != nil {
+		return 0, span, err
 	}
-	// First, so it gives every column its type; alone when no stored row is picked.
-	reads = append([]string{`SELECT CAST(NULL AS BIGINT) AS _r, * FROM temp.inc_d`}, reads...)
+	reads := make([]string, 0, len(runs)+1)
+	for _, r := range runs {
+		reads = append(reads, fmt.Sprintf(`SELECT rowid AS _r, * FROM {g}.ev
+			WHERE rowid >= %[1]d AND rowid < %[2]d AND rowid IN (SELECT r FROM temp.inc_pick WHERE r >= %[1]d AND r < %[2]d)`, r[0], r[1]))
+	}
+	reads = append(reads, `SELECT CAST(NULL AS BIGINT) AS _r, * FROM temp.inc_d`) // alone when no stored row is picked
 	err = run(
-		`CREATE TEMP TABLE inc_sub AS `+strings.Join(reads, "\n\t\t\tUNION ALL BY NAME "),
+		`CREATE TEMP TABLE inc_sub AS `+strings.Join(reads, "\n\t\t\tUNION ALL "),
 		// The keys of the fact rows to replace.
 		`CREATE TEMP TABLE inc_m AS
 			SELECT message_id FROM temp.inc_m0
@@ -742,7 +736,7 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	if err := conn.QueryRowContext(ctx, "SELECT min(ts), count(*) FROM temp.inc_sub WHERE _r IS NOT NULL").Scan(&since, &read); err != nil {
 		return 0, span, fmt.Errorf("update facts: %w", err)
 	}
-	log.DefaultLogger.Debug("increment reads", "stored rows", read, "reads", len(reads)-1, "earliest", since.Time)
+	log.DefaultLogger.Debug("increment reads", "stored rows", read, "read runs", len(runs), "earliest", since.Time)
 	keyPairs := map[Fact]string{FactMessage: "temp.inc_km", FactEvent: "temp.inc_ke", FactConversation: "temp.inc_kv", FactTurn: "temp.inc_kv"}
 	for _, f := range rollupFacts {
 		t := factTime[f]
@@ -869,14 +863,6 @@ func memoryByTag(db *sql.DB) string {
 	}
 	return strings.Join(parts, ", ")
 }
-
-// statuses are the event types of statuses other than sent.
-const statuses = "('delivered', 'read', 'failed')"
-
-// statusColumns are the columns of a status (statuses) that the facts read (facts.go: st
-// takes a message's statuses; inc_v, a conversation's) or that an increment looks rows up
-// by: its other columns, the dimensions, stay NULL in an increment's read.
-const statusColumns = "event_id, ts, type, message_id, reply_to, conversation_id, contact_id, error_code, arr, ch, vh, mh, rh, eh"
 
 // oldBound is the condition on a fact's time column t that its rows of affected keys meet:
 // none when no stored event was read (only new keys are affected).
