@@ -795,8 +795,10 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 			// "all" table before (~12 ms a level for f_msg at 100M events); the
 			// single-dimension levels, all in one statement (dimsTable).
 			table := rollupTable(f, lvl)
-			insert := rollupSelectFrom(f, lvl, "temp.inc_all", "")
+			var insert string
 			switch lvl {
+			case "none":
+				insert = rollupSelectFrom(f, lvl, "temp.inc_all", "")
 			case "dims":
 				insert = dimsSelect(f, "temp.inc_all")
 			case "all", "fine":
