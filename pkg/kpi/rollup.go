@@ -254,13 +254,10 @@ func dimsTable(f Fact) string { return rollupTable(f, "dims") }
 func dimsSelect(f Fact, rel string) string {
 	p := rollupPlans[f]
 	t := factTime[f]
-	parts := make([]string, len(p.kinds))
-	for i, k := range p.kinds {
-		parts[i] = fmt.Sprintf("%s AS c%d", k.combine(fmt.Sprintf("c%d", i)), i)
-	}
+	combined := p.combinedColumns()
 	sel := make([]string, len(p.keys))
 	for i, k := range p.keys {
-		sel[i] = fmt.Sprintf("SELECT %s, '%s' AS level, %s AS key, %s FROM %s GROUP BY %s, %s", t, k, k, strings.Join(parts, ", "), rel, t, k)
+		sel[i] = fmt.Sprintf("SELECT %s, '%s' AS level, %s AS key, %s FROM %s GROUP BY %s, %s", t, k, k, combined, rel, t, k)
 	}
 	return strings.Join(sel, "\n\tUNION ALL ")
 }
@@ -323,14 +320,21 @@ func rollupSelectFrom(f Fact, level, rel, where string) string {
 		return fmt.Sprintf("SELECT date_trunc('hour', %s) AS %s, %s, %s FROM %s WHERE %s GROUP BY ALL",
 			t, t, strings.Join(p.keys, ", "), strings.Join(parts, ", "), rel, cond)
 	}
-	for i, k := range p.kinds {
-		parts[i] = fmt.Sprintf("%s AS c%d", k.combine(fmt.Sprintf("c%d", i)), i)
-	}
 	keys := t
 	if level != "none" {
 		keys += ", " + level
 	}
-	return fmt.Sprintf("SELECT %s, %s FROM %s%s GROUP BY ALL", keys, strings.Join(parts, ", "), rel, where)
+	return fmt.Sprintf("SELECT %s, %s FROM %s%s GROUP BY ALL", keys, p.combinedColumns(), rel, where)
+}
+
+// combinedColumns are the plan's atom columns c0, c1, ... combined over rows of its "all"
+// level (the select list of every other level).
+func (p *rollupPlan) combinedColumns() string {
+	parts := make([]string, len(p.kinds))
+	for i, k := range p.kinds {
+		parts[i] = fmt.Sprintf("%s AS c%d", k.combine(fmt.Sprintf("c%d", i)), i)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // rollupStatements build every fact's rollups, after the facts (factStatements), in time
