@@ -15,6 +15,7 @@ package kpi_test
 // are no timing assertions here.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
@@ -22,12 +23,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strconv"
@@ -505,8 +508,11 @@ func peakRSSMB() int64 { return procStatusMB("VmHWM:") }
 
 // procStatusMB reads one memory line of /proc/self/status ("VmRSS:", "VmHWM:") in MB, 0
 // where /proc is missing.
-func procStatusMB(key string) int64 {
-	b, err := os.ReadFile("/proc/self/status")
+func procStatusMB(key string) int64 { return pidStatusMB("self", key) }
+
+// pidStatusMB reads one memory line of /proc/PID/status in MB (pid "self": this process).
+func pidStatusMB(pid, key string) int64 {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return 0
 	}
@@ -709,14 +715,16 @@ const (
 // BenchmarkVisible measures what a user of the receiver sees: from the moment the events
 // API acknowledges a batch to the moment the data source's queries count it. A store
 // (BLUETICKS_BENCH_STORE, else a small demo one) without its last segment gets a real
-// receiver (ingest.Server on 127.0.0.1, default flush and compaction every minute) and an
-// engine with the product's defaults; each iteration posts the next 500 events of the
+// receiver (ingest.Server on 127.0.0.1, default flush and compaction every minute) in a
+// child process, as `blueticks serve` runs beside Grafana, and an engine with the
+// product's defaults in this one; each iteration posts the next 500 events of the
 // held-back segment as NDJSON and polls the engine's statistics (as a query would) until
 // they are in. Reports p50/p99/max, the compactions that ran, and the full builds that
 // happened after the first (none expected: merges keep the snapshot).
 // BLUETICKS_BENCH_PANELS=1 also refreshes the overview dashboard after each round and
 // once over the whole store at the end; BLUETICKS_BENCH_MEMPROBE=1 reports where the
-// process's memory goes (memProbe).
+// process's memory goes (memProbe), and BLUETICKS_BENCH_HEAPPROFILE=FILE writes its Go
+// heap profile at the end.
 func BenchmarkVisible(b *testing.B) {
 	benchAllocatorDecay(b)
 	base := benchStore(b)
@@ -748,14 +756,15 @@ func BenchmarkVisible(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	// The rounds' bodies, encoded up front: the benchmark process stands in for the
-	// plugin's, so it keeps only what the rounds post (not the whole held-back segment), and
-	// hands back what reading them took before it measures memory.
+	// The rounds' bodies, encoded up front into files: the benchmark process stands in for
+	// the plugin's, so it holds none of them (the 120 rounds' bodies are ~23 MB of Go heap),
+	// and hands back what reading them took before it measures memory.
 	held, err := readSegmentLimit(ctx, segs[len(segs)-1].Path, visibleMaxRounds*visibleBatch)
 	if err != nil {
 		b.Fatal(err)
 	}
-	var bodies [][]byte
+	bodyDir := b.TempDir()
+	var bodies []string
 	for len(held) >= visibleBatch {
 		var body bytes.Buffer
 		enc := json.NewEncoder(&body)
@@ -764,24 +773,20 @@ func BenchmarkVisible(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		bodies = append(bodies, body.Bytes())
+		path := filepath.Join(bodyDir, fmt.Sprintf("round-%03d.ndjson", len(bodies)))
+		if err := os.WriteFile(path, body.Bytes(), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		bodies = append(bodies, path)
 		held = held[visibleBatch:]
 	}
 	held = nil
 	kpi.ReleaseFreedMemory()
 	debug.FreeOSMemory()
-	hasher, err := pseudo.New([]byte("bench-hash-key-0123456789abcdef"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	const token = "bench-api-token"
-	rcv, err := ingest.New(ingest.Config{StoreDir: dir, APIToken: token, Hasher: hasher})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rcv.Close()
-	srv := httptest.NewServer(rcv.Handler())
-	defer srv.Close()
+	// The receiver runs in a process of its own, as `blueticks serve` does beside Grafana:
+	// this process's memory is then the plugin's alone.
+	rcv := startBenchReceiver(b, dir)
+	defer rcv.stop(b)
 	src, err := store.OpenSource(dir)
 	if err != nil {
 		b.Fatal(err)
@@ -824,11 +829,25 @@ func BenchmarkVisible(b *testing.B) {
 		stop := startMemProbe(e)
 		defer func() { stop().report(b) }()
 	}
+	if path := os.Getenv("BLUETICKS_BENCH_HEAPPROFILE"); path != "" {
+		// The Go heap after the rounds (go tool pprof -sample_index=inuse_space).
+		defer func() {
+			f, err := os.Create(path)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			defer f.Close()
+			if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+				b.Error(err)
+			}
+		}()
+	}
 	post := func(body []byte) {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+ingest.RouteEvents, bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
+		req, _ := http.NewRequest(http.MethodPost, rcv.url+ingest.RouteEvents, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+benchReceiverToken)
 		req.Header.Set("Content-Type", "application/x-ndjson")
-		resp, err := srv.Client().Do(req)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -849,7 +868,10 @@ func BenchmarkVisible(b *testing.B) {
 		if len(bodies) == 0 {
 			b.Fatalf("the held-back segment has no %d more events; use at most %d iterations", visibleBatch, visibleMaxRounds)
 		}
-		body := bodies[0]
+		body, err := os.ReadFile(bodies[0])
+		if err != nil {
+			b.Fatal(err)
+		}
 		bodies = bodies[1:]
 		before, _ := e.Stats(ctx)
 		post(body)
@@ -915,7 +937,108 @@ func BenchmarkVisible(b *testing.B) {
 	b.ReportMetric(float64(countMerged(now)-countMerged(segs[:len(segs)-1])), "merged-segments")
 	// This process serves and takes the increments; full builds run in child processes.
 	b.ReportMetric(float64(peakRSSMB()), "peak-RSS-MB")
+	b.ReportMetric(float64(rcv.peakRSSMB()), "receiver-peak-RSS-MB")
 	b.ReportMetric(float64(max(st.BuildPeakRSSMB, end.BuildPeakRSSMB)), "build-process-peak-RSS-MB")
+}
+
+// benchReceiverStoreEnv names the store a child of BenchmarkVisible receives events into
+// (benchReceiverMain); benchReceiverToken is its events API token.
+const (
+	benchReceiverStoreEnv = "BLUETICKS_BENCH_RECEIVER_STORE"
+	benchReceiverToken    = "bench-api-token"
+)
+
+// benchReceiverMain runs, in a child of BenchmarkVisible, a receiver with its defaults
+// (flush, compaction every minute) on 127.0.0.1: it prints its URL, serves until its
+// standard input closes, then exits. TestMain calls it; it returns at once in any other
+// process.
+func benchReceiverMain() {
+	dir := os.Getenv(benchReceiverStoreEnv)
+	if dir == "" {
+		return
+	}
+	if err := serveBenchReceiver(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "bench receiver:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func serveBenchReceiver(dir string) error {
+	hasher, err := pseudo.New([]byte("bench-hash-key-0123456789abcdef"))
+	if err != nil {
+		return err
+	}
+	rcv, err := ingest.New(ingest.Config{StoreDir: dir, APIToken: benchReceiverToken, Hasher: hasher})
+	if err != nil {
+		return err
+	}
+	defer rcv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: rcv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	fmt.Printf("http://%s\n", ln.Addr())
+	_, _ = io.Copy(io.Discard, os.Stdin) // until the parent closes it (or exits)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return srv.Shutdown(ctx)
+}
+
+// benchReceiver is the receiver's child process.
+type benchReceiver struct {
+	url   string
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+}
+
+// startBenchReceiver starts this test binary again as a receiver on dir and waits for
+// its URL.
+func startBenchReceiver(b *testing.B, dir string) *benchReceiver {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), benchReceiverStoreEnv+"="+dir)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		b.Fatalf("the receiver's child did not start: %v", err)
+	}
+	return &benchReceiver{url: strings.TrimSpace(line), cmd: cmd, stdin: stdin}
+}
+
+// peakRSSMB is the child's peak resident memory so far.
+func (r *benchReceiver) peakRSSMB() int64 {
+	return pidStatusMB(strconv.Itoa(r.cmd.Process.Pid), "VmHWM:")
+}
+
+// stop closes the child's standard input and waits for it to shut down.
+func (r *benchReceiver) stop(b *testing.B) {
+	_ = r.stdin.Close()
+	done := make(chan error, 1)
+	go func() { done <- r.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			b.Errorf("the receiver's child: %v", err)
+		}
+	case <-time.After(time.Minute):
+		_ = r.cmd.Process.Kill()
+		b.Error("the receiver's child did not stop within a minute")
+	}
 }
 
 // countMerged is how many of segs compaction wrote: it names a merge after its first input
