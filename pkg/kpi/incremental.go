@@ -282,15 +282,19 @@ func spanRuns(spans [][2]time.Time) [][2]time.Time {
 	return runs
 }
 
-// spanScan is a scan of ev (SELECT ... FROM {g}.ev AS ev WHERE %s, %s the time condition)
-// over the runs, one branch each; runs are disjoint, so no row comes twice.
-func spanScan(stmt string, runs []string) string {
+// spanScan reads cols of the stored events within the runs (keySpanRuns), one branch per
+// run; runs are disjoint, so no row comes twice. Callers filter its rows by key above
+// it, never in each branch: every IN (SELECT ...) is a hash join whose table takes ~4 MB
+// however few keys it holds (DuckDB partitions a join's build side), and a statement
+// builds all its joins before it probes any. With the filters in each of 16 branches,
+// pass 2 held 32 joins at once and ran out of a 128 MB memory_limit at 100M events.
+func spanScan(cols string, runs []string) string {
 	if len(runs) == 0 {
-		return fmt.Sprintf(stmt, "false")
+		return "SELECT " + cols + " FROM {g}.ev AS ev WHERE false"
 	}
 	parts := make([]string, len(runs))
 	for i, r := range runs {
-		parts[i] = fmt.Sprintf(stmt, r)
+		parts[i] = "SELECT " + cols + " FROM {g}.ev AS ev WHERE " + r
 	}
 	return strings.Join(parts, "\n\t\t\tUNION ALL ")
 }
@@ -549,9 +553,10 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	err = run(
 		// Pass 2: events naming an affected message. Affected conversations: the new
 		// events', and those of the events naming the new events' messages (inc_a).
-		`CREATE TEMP TABLE inc_cm AS `+spanScan(`
-			SELECT rowid AS r, mh, rh, ch, vh, ts, type = 'sent' AS sent, type NOT IN `+status+` AS fe FROM {g}.ev AS ev
-			WHERE %s AND (mh IN (SELECT h FROM temp.inc_hm) OR rh IN (SELECT h FROM temp.inc_hm))`, msgRuns),
+		`CREATE TEMP TABLE inc_cm AS
+			SELECT r, mh, rh, ch, vh, ts, type = 'sent' AS sent, type NOT IN `+status+` AS fe
+			FROM (`+spanScan("rowid AS r, mh, rh, ch, vh, ts, type", msgRuns)+`)
+			WHERE mh IN (SELECT h FROM temp.inc_hm) OR rh IN (SELECT h FROM temp.inc_hm)`,
 		`CREATE TEMP TABLE inc_a AS
 			SELECT r, vh FROM temp.inc_cm WHERE mh IN (SELECT h FROM temp.inc_hm0) OR rh IN (SELECT h FROM temp.inc_hm0)`,
 		`CREATE TEMP TABLE inc_hv AS
@@ -604,7 +609,7 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		`CREATE TEMP TABLE inc_rows AS
 			SELECT ev.rowid AS r, ev.mh, ev.rh FROM {g}.ev AS ev JOIN temp.inc_w AS w ON w.h = ev.ch
 			WHERE `+bound+` AND `+inWindow("w")+`
-			UNION (`+spanScan(`SELECT rowid, mh, rh FROM {g}.ev AS ev WHERE %s AND vh IN (SELECT h FROM temp.inc_hv)`, convRuns)+`)
+			UNION SELECT r, mh, rh FROM (`+spanScan("rowid AS r, mh, rh, vh", convRuns)+`) WHERE vh IN (SELECT h FROM temp.inc_hv)
 			UNION SELECT r, mh, rh FROM temp.inc_cm`,
 		// Pass 4: the sent rows of every message those events and the new ones name.
 		`CREATE TEMP TABLE inc_hop AS

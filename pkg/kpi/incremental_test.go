@@ -581,3 +581,58 @@ func TestMemoryByTag(t *testing.T) {
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, mb, 30, "4M BIGINTs take ~31 MB: %q", got)
 }
+
+// TestIncrementFitsSmallMemory: late statuses of messages sent all over a month make an
+// increment scan many separate time runs for the messages' events (keySpanRuns). The
+// runs' rows are filtered by key once, above their union: with a filter in each run, a
+// statement held two hash joins per run at once (~4 MB each however few keys) and ran
+// out of a 128 MB memory_limit at 100M events (here, of 64 MB in pass 2). The increment
+// must fit 64 MB and give the full build's answers.
+func TestIncrementFitsSmallMemory(t *testing.T) {
+	t.Cleanup(kpi.SetMaxIncrementalShare(1e9))
+	rng, end := seededRand(t), time.Date(2026, 3, 30, 13, 17, 0, 0, time.UTC)
+	all := demoEvents(t, rng, 20_000, 30, end)
+	// Hold back one read status per message, for messages sent at least two hours apart.
+	// (Not the generator's duplicates: each held-back status is one new event.)
+	sent, ids := map[string]time.Time{}, map[string]int{}
+	for _, ev := range all {
+		if ev.Type == "sent" {
+			sent[ev.MessageID] = ev.TS
+		}
+		ids[ev.EventID]++
+	}
+	var base, late []events.Event
+	var last time.Time
+	for _, ev := range all {
+		if s, ok := sent[ev.MessageID]; ok && ev.Type == "read" && ids[ev.EventID] == 1 && s.Sub(last) >= 2*time.Hour {
+			late, last = append(late, ev), s
+			continue
+		}
+		base = append(base, ev)
+	}
+	require.Greater(t, len(late), 3*kpi.MaxSpanRuns, "late statuses spread over the month")
+
+	w, src := writableStore(t)
+	const limitMB = 64
+	inc, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: limitMB, CheckEvery: time.Hour})
+	require.NoError(t, err)
+	t.Cleanup(func() { inc.Close() })
+	ctx := context.Background()
+	eventFeed(t, w, base)(-1)
+	require.NoError(t, inc.Refresh(ctx))
+	st, err := inc.Stats(ctx)
+	require.NoError(t, err)
+	builds, before := st.FullBuilds, kpi.SnapshotEvents(inc)
+
+	eventFeed(t, w, late)(-1)
+	require.NoError(t, kpi.Look(inc))
+	require.Equal(t, before+int64(len(late)), kpi.SnapshotEvents(inc), "taken at the first look, within %d MB", limitMB)
+	st, err = inc.Stats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, builds, st.FullBuilds, "as an increment")
+	require.Equal(t, 1, st.Increments)
+	requireMatchesFullBuild(t, "late statuses", src, inc, []string{
+		`{"queryType":"table","metrics":["sent","delivered","read","read_rate","clicks","conversions"],"groupBy":["campaign"],"limit":500}`,
+		`{"queryType":"timeseries","metrics":["read","read_rate"],"bucket":"1d"}`,
+	}, end.AddDate(0, 0, -31), end.Add(time.Hour))
+}
