@@ -76,6 +76,14 @@ func SetMaxIncrementalShare(v float64) func() {
 	return func() { maxIncrementalShare = old }
 }
 
+// SetReadRunRows sets the unit of an increment's read runs (rowGroupRuns), and returns a
+// function restoring it.
+func SetReadRunRows(n int64) func() {
+	old := readRunRows
+	readRunRows = n
+	return func() { readRunRows = old }
+}
+
 // SetSortSliceRows sets how many rows one sorted slice of a fact table holds
 // (buildstep.go), and returns a function restoring it.
 func SetSortSliceRows(v int) func() {

@@ -642,14 +642,21 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	if err != nil {
 		return 0, span, err
 	}
-	reads := make([]string, 0, len(runs)+1)
-	for _, r := range runs {
-		reads = append(reads, fmt.Sprintf(`SELECT rowid AS _r, * FROM {g}.ev
-			WHERE rowid >= %[1]d AND rowid < %[2]d AND rowid IN (SELECT r FROM temp.inc_pick WHERE r >= %[1]d AND r < %[2]d)`, r[0], r[1]))
+	// The new events first; then the runs, a few per statement: each run's join holds
+	// ~4 MB (spanScan), and 32 of them in one statement would need 128 MB at once.
+	reads := []string{`CREATE TEMP TABLE inc_sub AS SELECT CAST(NULL AS BIGINT) AS _r, * FROM temp.inc_d`}
+	for batch := range slices.Chunk(runs, readRunsPerStatement) {
+		parts := make([]string, len(batch))
+		for i, r := range batch {
+			parts[i] = fmt.Sprintf(`SELECT rowid AS _r, * FROM {g}.ev
+			WHERE rowid >= %[1]d AND rowid < %[2]d AND rowid IN (SELECT r FROM temp.inc_pick WHERE r >= %[1]d AND r < %[2]d)`, r[0], r[1])
+		}
+		reads = append(reads, `INSERT INTO temp.inc_sub `+strings.Join(parts, "\n\t\t\tUNION ALL "))
 	}
-	reads = append(reads, `SELECT CAST(NULL AS BIGINT) AS _r, * FROM temp.inc_d`) // alone when no stored row is picked
+	if err := run(reads...); err != nil {
+		return 0, span, err
+	}
 	err = run(
-		`CREATE TEMP TABLE inc_sub AS `+strings.Join(reads, "\n\t\t\tUNION ALL "),
 		// The keys of the fact rows to replace.
 		`CREATE TEMP TABLE inc_m AS
 			SELECT message_id FROM temp.inc_m0
@@ -887,10 +894,18 @@ const rowGroupSize = 122880
 // (rowGroupRuns): the closest runs are merged past it.
 const maxReadRuns = 32
 
+// readRunRows is the unit of rowGroupRuns: rowGroupSize, smaller in tests (any unit
+// gives the same rows; tests get many runs out of small stores).
+var readRunRows int64 = rowGroupSize
+
+// readRunsPerStatement bounds the runs one statement of the increment's read takes.
+const readRunsPerStatement = 4
+
 // rowGroupRuns returns the row ids of the row groups that hold the rows of table (a
 // column r of row ids), as runs [start, end) of consecutive groups, at most maxReadRuns.
 func rowGroupRuns(ctx context.Context, conn *sql.Conn, table string) ([][2]int64, error) {
-	rows, err := conn.QueryContext(ctx, fmt.Sprintf("SELECT DISTINCT r // %d AS g FROM %s ORDER BY g", rowGroupSize, table))
+	size := readRunRows
+	rows, err := conn.QueryContext(ctx, fmt.Sprintf("SELECT DISTINCT r // %d AS g FROM %s ORDER BY g", size, table))
 	if err != nil {
 		return nil, fmt.Errorf("update facts: %w", err)
 	}
@@ -921,8 +936,8 @@ func rowGroupRuns(ctx context.Context, conn *sql.Conn, table string) ([][2]int64
 		runs = append(runs[:best], runs[best+1:]...)
 	}
 	for i := range runs {
-		runs[i][0] *= rowGroupSize
-		runs[i][1] *= rowGroupSize
+		runs[i][0] *= size
+		runs[i][1] *= size
 	}
 	return runs, nil
 }

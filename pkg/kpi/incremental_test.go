@@ -583,13 +583,17 @@ func TestMemoryByTag(t *testing.T) {
 }
 
 // TestIncrementFitsSmallMemory: late statuses of messages sent all over a month make an
-// increment scan many separate time runs for the messages' events (keySpanRuns). The
-// runs' rows are filtered by key once, above their union: with a filter in each run, a
-// statement held two hash joins per run at once (~4 MB each however few keys) and ran
-// out of a 128 MB memory_limit at 100M events (here, of 64 MB in pass 2). The increment
-// must fit 64 MB and give the full build's answers.
+// increment scan many separate time runs for the messages' events (keySpanRuns) and read
+// stored rows in many row-id runs (rowGroupRuns). Each IN (SELECT ...) is a hash join
+// holding ~4 MB however few keys it has, and a statement builds all its joins before it
+// probes any: with a key filter in each time run, pass 2 held two joins per run and ran
+// out of a 128 MB memory_limit at 100M events; 32 read runs in one statement need as
+// much. Here both ran out of 64 MB. The increment must fit 64 MB and give the full
+// build's answers.
 func TestIncrementFitsSmallMemory(t *testing.T) {
 	t.Cleanup(kpi.SetMaxIncrementalShare(1e9))
+	// Read runs in units of 32 rows: the read of stored rows takes as many runs as it may.
+	t.Cleanup(kpi.SetReadRunRows(32))
 	rng, end := seededRand(t), time.Date(2026, 3, 30, 13, 17, 0, 0, time.UTC)
 	all := demoEvents(t, rng, 20_000, 30, end)
 	// Hold back one read status per message, for messages sent at least two hours apart.
