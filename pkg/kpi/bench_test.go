@@ -910,6 +910,11 @@ func BenchmarkVisible(b *testing.B) {
 	b.StopTimer()
 	lat.report(b)
 	b.ReportMetric(float64(slices.Max(lat).Microseconds())/1000, "max-ms")
+	rounds := make([]string, len(lat))
+	for i, d := range lat {
+		rounds[i] = fmt.Sprintf("%.2f", d.Seconds())
+	}
+	b.Logf("acknowledged → counted, each round in order (s): %s", strings.Join(rounds, " "))
 	end, _ := e.Stats(ctx)
 	b.ReportMetric(float64(end.FullBuilds-builds0), "full-builds")
 	if len(dash) > 0 {
