@@ -167,8 +167,8 @@ export const LIMITS: LimitDef[] = [
   {
     key: 'memoryLimitMB',
     label: 'Memory limit (MB)',
-    description: 'DuckDB memory limit while answering queries.',
-    placeholder: '256',
+    description: 'DuckDB memory limit while answering queries and taking new events.',
+    placeholder: '128',
     max: 1048576,
   },
   {
