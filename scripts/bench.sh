@@ -18,7 +18,7 @@
 #
 # Settings: EVENTS (10000000), ROUNDS (5), DAYS (7: the dashboard's range), BENCH_DIR,
 # STORE ($BENCH_DIR/store-$EVENTS), PGPORT (54329), MEMORY_MB (engine memory_limit, 0 =
-# its default 1024), RAW_MEMORY_MB (raw DuckDB memory_limit, default 8192), SKIP_PG, ONLY,
+# the engine's default, 128), RAW_MEMORY_MB (raw DuckDB memory_limit, default 8192), SKIP_PG, ONLY,
 # KEEP_CSV (keep the CSV used for COPY), KEEP_PG (do not stop a cluster this run started), NDJSON (also export NDJSON for the size table).
 #
 # Needs: go; for PostgreSQL `apt-get install -y postgresql` (when run as root the cluster
