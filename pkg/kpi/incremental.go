@@ -269,10 +269,16 @@ func spanRuns(spans [][2]time.Time) [][2]time.Time {
 		}
 		runs = append(runs, s)
 	}
-	for len(runs) > maxSpanRuns { // join across the smallest gap
+	return joinClosest(runs, maxSpanRuns, func(end, start time.Time) int64 { return int64(start.Sub(end)) })
+}
+
+// joinClosest joins neighbouring runs across the smallest gap (gap(end of one, start of
+// the next)) until at most max are left.
+func joinClosest[T any](runs [][2]T, max int, gap func(end, start T) int64) [][2]T {
+	for len(runs) > max {
 		best := 1
 		for i := 2; i < len(runs); i++ {
-			if runs[i][0].Sub(runs[i-1][1]) < runs[best][0].Sub(runs[best-1][1]) {
+			if gap(runs[i-1][1], runs[i][0]) < gap(runs[best-1][1], runs[best][0]) {
 				best = i
 			}
 		}
@@ -925,16 +931,7 @@ func rowGroupRuns(ctx context.Context, conn *sql.Conn, table string) ([][2]int64
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("update facts: %w", err)
 	}
-	for len(runs) > maxReadRuns { // merge across the smallest gap
-		best := 1
-		for i := 2; i < len(runs); i++ {
-			if runs[i][0]-runs[i-1][1] < runs[best][0]-runs[best-1][1] {
-				best = i
-			}
-		}
-		runs[best-1][1] = runs[best][1]
-		runs = append(runs[:best], runs[best+1:]...)
-	}
+	runs = joinClosest(runs, maxReadRuns, func(end, start int64) int64 { return start - end })
 	for i := range runs {
 		runs[i][0] *= size
 		runs[i][1] *= size
