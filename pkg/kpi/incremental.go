@@ -810,50 +810,36 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		if e.opts.NoRollups || len(changed) == 0 {
 			continue
 		}
-		hours := fmt.Sprintf("%s IN (SELECT h FROM temp.inc_h)", t)
-		for _, lvl := range append(slices.Clone(tableLevels), "dims") {
-			old := hours
-			if lvl == "fine" {
-				old = fmt.Sprintf("date_trunc('hour', %s) IN (SELECT h FROM temp.inc_h)", t)
+		// The changed hours' rows of the facts: the runs of consecutive changed hours (often
+		// a few runs far apart: this hour and the hours of a contact's older rows), each
+		// scanned with constant bounds the facts' zone maps skip by (an OR of the bounds is
+		// tested row by row over the whole table), in one UNION ALL under a single
+		// aggregate (an aggregate per run side by side outgrew 256 MB at 100M events; a
+		// statement per run cost ~3 ms each). Past maxRollupRuns, one scan bounded by the
+		// first and last changed hour.
+		first, last := sqlTime(runs[0][0]), sqlTime(runs[len(runs)-1][1])
+		facts, where := "{g}."+string(f), fmt.Sprintf("%[1]s >= %[2]s AND %[1]s < %[3]s AND date_trunc('hour', %[1]s) IN (SELECT h FROM temp.inc_h)", t, first, last)
+		if len(runs) <= maxRollupRuns {
+			scans := make([]string, len(runs))
+			for i, r := range runs {
+				scans[i] = fmt.Sprintf("SELECT * FROM {g}.%[1]s WHERE %[2]s >= %[3]s AND %[2]s < %[4]s", f, t, sqlTime(r[0]), sqlTime(r[1]))
 			}
-			// The fact levels read the facts: the runs of consecutive changed hours (often a
-			// few runs far apart: this hour and the hours of a contact's older rows), each
-			// scanned with constant bounds the facts' zone maps skip by (an OR of the bounds
-			// is tested row by row over the whole table), in one UNION ALL under a single
-			// aggregate (an aggregate per run side by side outgrew 256 MB at 100M events; a
-			// statement per run cost ~3 ms each). Past maxRollupRuns, one scan bounded by
-			// the first and last changed hour. The other levels read the changed hours of the
-			// "all" level, copied once (temp.inc_all, below): each read them from the whole
-			// "all" table before (~12 ms a level for f_msg at 100M events); the
-			// single-dimension levels, all in one statement (dimsTable).
-			table := rollupTable(f, lvl)
-			var insert string
-			switch lvl {
-			case "none":
-				insert = rollupSelectFrom(f, lvl, "temp.inc_all", "")
-			case "dims":
-				insert = dimsSelect(f, "temp.inc_all")
-			case "all", "fine":
-				insert = rollupSelect(f, lvl, fmt.Sprintf("%[1]s >= %[2]s AND %[1]s < %[3]s AND date_trunc('hour', %[1]s) IN (SELECT h FROM temp.inc_h)",
-					t, sqlTime(runs[0][0]), sqlTime(runs[len(runs)-1][1])))
-				if len(runs) <= maxRollupRuns {
-					scans := make([]string, len(runs))
-					for i, r := range runs {
-						scans[i] = fmt.Sprintf("SELECT * FROM {g}.%[1]s WHERE %[2]s >= %[3]s AND %[2]s < %[4]s", f, t, sqlTime(r[0]), sqlTime(r[1]))
-					}
-					insert = rollupSelectFrom(f, lvl, "("+strings.Join(scans, " UNION ALL ")+") AS "+string(f), "")
-				}
-			}
-			stmts := []string{
-				fmt.Sprintf(`DELETE FROM {g}.%s WHERE %s`, table, old),
-				fmt.Sprintf(`INSERT INTO {g}.%s %s ORDER BY 1`, table, insert),
-			}
-			if lvl == "all" {
-				stmts = append(stmts, fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE inc_all AS SELECT * FROM {g}.%s WHERE %s`, table, hours))
-			}
-			if err = run(stmts...); err != nil {
-				return 0, span, err
-			}
+			facts, where = "("+strings.Join(scans, " UNION ALL ")+") AS "+string(f), ""
+		}
+		// The "all" level from those rows; the other levels (dimsTable) from its changed
+		// hours, copied once (temp.inc_all: each level read them from the whole "all" table
+		// before, ~12 ms a level for f_msg at 100M events), and "fine" from the rows again.
+		err = run(
+			fmt.Sprintf(`DELETE FROM {g}.%s WHERE %s IN (SELECT h FROM temp.inc_h)`, rollupTable(f, "all"), t),
+			fmt.Sprintf(`INSERT INTO {g}.%s %s ORDER BY 1`, rollupTable(f, "all"), rollupSelectFrom(f, facts, where)),
+			fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE inc_all AS SELECT * FROM {g}.%s WHERE %s IN (SELECT h FROM temp.inc_h)`, rollupTable(f, "all"), t),
+			// "fine" rows start within their hour: date_trunc finds them.
+			fmt.Sprintf(`DELETE FROM {g}.%[1]s WHERE %[2]s >= %[3]s AND %[2]s < %[4]s AND date_trunc('hour', %[2]s) IN (SELECT h FROM temp.inc_h)`,
+				dimsTable(f), t, first, last),
+			fmt.Sprintf(`INSERT INTO {g}.%s %s ORDER BY level, %s`, dimsTable(f), dimsSelect(f, "temp.inc_all", facts, where), t),
+		)
+		if err != nil {
+			return 0, span, err
 		}
 	}
 	kept := record(added, span)

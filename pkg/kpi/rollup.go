@@ -74,6 +74,11 @@ func init() {
 				p.keys = append(p.keys, d.ID)
 			}
 		}
+		for _, k := range p.keys {
+			if k == "all" || k == "none" || k == "fine" {
+				panic("kpi: dimension " + k + " has the name of a rollup level")
+			}
+		}
 		rollupPlans[f] = p
 	}
 	// Learn each aggregate's atoms; one that cannot roll up leaves its metric on the facts.
@@ -236,40 +241,58 @@ func rollupTable(f Fact, level string) string {
 // rollupFacts are the facts that have rollups.
 var rollupFacts = []Fact{FactMessage, FactEvent, FactConversation, FactTurn}
 
-// tableLevels are the rollup levels with a table of their own, "all" first (the others
-// derive from it); the single-dimension levels (the plan's keys) share one table per fact
-// (dimsTable).
-var tableLevels = []string{"all", "fine", "none"}
+// tableLevels are the rollup levels with a table of their own: "all", which the others
+// derive from. Every other level (each dimension, "none", "fine") is rows of one table per
+// fact (dimsTable).
+var tableLevels = []string{"all"}
 
-// dimsTable is the table of a fact's single-dimension levels: per hour, level (the
-// dimension) and key (its value), the level's aggregates. One table, not one per level:
-// an increment appends to every level's table, and DuckDB's COMMIT costs ~0.3 ms for
-// each column appended to (~60 tables of 15-25 columns: 0.3-0.6 s at 100M events), with a
-// 256 KB block in memory per column until the next checkpoint. Sorted by level, then hour,
-// so a level's hours are row groups of their own.
+// dimsTable is the table of a fact's other levels: per period (the hour; 5 minutes for
+// "fine"), level (a dimension, "none" or "fine") and key (the dimension's value, NULL for
+// the two without one), the level's aggregates. One table, not one per level: an
+// increment appends to every level's table, and DuckDB's COMMIT costs ~0.3 ms for each
+// column appended to (~60 tables of 15-25 columns: 0.3-0.6 s at 100M events), with a
+// 256 KB block in memory per column (and one for its validity) until the next
+// checkpoint: ~150 MB at 100M events with 26 tables, 35 MB of it the "none" and "fine"
+// tables'. Sorted by level, then time, so a level's rows are row groups of their own.
 func dimsTable(f Fact) string { return rollupTable(f, "dims") }
 
-// dimsSelect aggregates every single-dimension level of fact f from rel, rows of its "all"
-// level: dimsTable's columns.
-func dimsSelect(f Fact, rel string) string {
+// dimsSelect aggregates the levels of dimsTable for fact f: each dimension and "none"
+// from all, rows of its "all" level; "fine" from facts, rows of the fact (where, if not
+// "", restricts them).
+func dimsSelect(f Fact, all, facts, where string) string {
 	p := rollupPlans[f]
 	t := factTime[f]
 	combined := p.combinedColumns()
-	sel := make([]string, len(p.keys))
-	for i, k := range p.keys {
-		sel[i] = fmt.Sprintf("SELECT %s, '%s' AS level, %s AS key, %s FROM %s GROUP BY %s, %s", t, k, k, combined, rel, t, k)
+	sel := make([]string, 0, len(p.keys)+2)
+	for _, k := range p.keys {
+		sel = append(sel, fmt.Sprintf("SELECT %s, '%s' AS level, %s AS key, %s FROM %s GROUP BY %s, %s", t, k, k, combined, all, t, k))
 	}
+	sel = append(sel, fmt.Sprintf("SELECT %s, 'none', NULL, %s FROM %s GROUP BY %s", t, combined, all, t))
+	atoms := make([]string, len(p.atoms))
+	for i, a := range p.atoms {
+		atoms[i] = fmt.Sprintf("%s AS c%d", a, i)
+	}
+	cond := t + " IS NOT NULL"
+	if where != "" {
+		cond += " AND (" + where + ")"
+	}
+	sel = append(sel, fmt.Sprintf("SELECT %s, 'fine', NULL, %s FROM %s WHERE %s GROUP BY 1",
+		grainStart(t, fineGrain), strings.Join(atoms, ", "), facts, cond))
 	return strings.Join(sel, "\n\tUNION ALL ")
 }
 
 // levelRelation is the relation a query reads rollup level level of fact f from, in
-// schema: a table, or a single-dimension level's rows of dimsTable with the key named as
-// its dimension.
+// schema: the "all" table, or the level's rows of dimsTable, with a dimension's key named
+// as its dimension.
 func levelRelation(f Fact, schema, level string) string {
 	if slices.Contains(tableLevels, level) {
 		return schema + "." + rollupTable(f, level)
 	}
-	return fmt.Sprintf("(SELECT * EXCLUDE (level, key), key AS %s FROM %s.%s WHERE level = '%s')", level, schema, dimsTable(f), level)
+	key := ", key AS " + level
+	if level == "none" || level == "fine" {
+		key = ""
+	}
+	return fmt.Sprintf("(SELECT * EXCLUDE (level, key)%s FROM %s.%s WHERE level = '%s')", key, schema, dimsTable(f), level)
 }
 
 // fineGrain is the "fine" level's grain: no dimensions, for buckets under an hour (the
@@ -285,46 +308,26 @@ func grainStart(t string, grain time.Duration) string {
 	return fmt.Sprintf("to_timestamp(floor(epoch(%s) / %d) * %d)", t, w, w)
 }
 
-// rollupSelect aggregates one level of fact f's rollups: "all" (hourly) and "fine" (5 min)
-// from the facts, the others from the "all" level; where ("" for everything) restricts the
-// source rows.
-func rollupSelect(f Fact, level, where string) string {
-	rel := "{g}." + string(f)
-	if level != "all" && level != "fine" {
-		rel = "{g}." + rollupTable(f, "all")
-	}
-	return rollupSelectFrom(f, level, rel, where)
+// rollupSelect aggregates fact f's "all" level from the facts; where ("" for everything)
+// restricts the source rows.
+func rollupSelect(f Fact, where string) string {
+	return rollupSelectFrom(f, "{g}."+string(f), where)
 }
 
-// rollupSelectFrom is rollupSelect over the rows of rel: a relation with fact f's columns
-// for the "all" and "fine" levels, with its "all" level's for the others.
-func rollupSelectFrom(f Fact, level, rel, where string) string {
+// rollupSelectFrom is rollupSelect over the rows of rel, a relation with fact f's columns.
+func rollupSelectFrom(f Fact, rel, where string) string {
 	p := rollupPlans[f]
 	t := factTime[f]
-	if where != "" {
-		where = " WHERE " + where
-	}
 	parts := make([]string, len(p.atoms))
-	if level == "all" || level == "fine" {
-		for i, a := range p.atoms {
-			parts[i] = fmt.Sprintf("%s AS c%d", a, i)
-		}
-		cond := t + " IS NOT NULL"
-		if where != "" {
-			cond += " AND (" + strings.TrimPrefix(where, " WHERE ") + ")"
-		}
-		if level == "fine" {
-			return fmt.Sprintf("SELECT %s AS %s, %s FROM %s WHERE %s GROUP BY ALL",
-				grainStart(t, fineGrain), t, strings.Join(parts, ", "), rel, cond)
-		}
-		return fmt.Sprintf("SELECT date_trunc('hour', %s) AS %s, %s, %s FROM %s WHERE %s GROUP BY ALL",
-			t, t, strings.Join(p.keys, ", "), strings.Join(parts, ", "), rel, cond)
+	for i, a := range p.atoms {
+		parts[i] = fmt.Sprintf("%s AS c%d", a, i)
 	}
-	keys := t
-	if level != "none" {
-		keys += ", " + level
+	cond := t + " IS NOT NULL"
+	if where != "" {
+		cond += " AND (" + where + ")"
 	}
-	return fmt.Sprintf("SELECT %s, %s FROM %s%s GROUP BY ALL", keys, p.combinedColumns(), rel, where)
+	return fmt.Sprintf("SELECT date_trunc('hour', %s) AS %s, %s, %s FROM %s WHERE %s GROUP BY ALL",
+		t, t, strings.Join(p.keys, ", "), strings.Join(parts, ", "), rel, cond)
 }
 
 // combinedColumns are the plan's atom columns c0, c1, ... combined over rows of its "all"
@@ -342,10 +345,9 @@ func (p *rollupPlan) combinedColumns() string {
 func rollupStatements() []string {
 	var out []string
 	for _, f := range rollupFacts {
-		for _, lvl := range tableLevels {
-			out = append(out, fmt.Sprintf("CREATE TABLE {g}.%s AS %s ORDER BY 1", rollupTable(f, lvl), rollupSelect(f, lvl, "")))
-		}
-		out = append(out, fmt.Sprintf("CREATE TABLE {g}.%s AS %s ORDER BY level, %s", dimsTable(f), dimsSelect(f, "{g}."+rollupTable(f, "all")), factTime[f]))
+		out = append(out, fmt.Sprintf("CREATE TABLE {g}.%s AS %s ORDER BY 1", rollupTable(f, "all"), rollupSelect(f, "")),
+			fmt.Sprintf("CREATE TABLE {g}.%s AS %s ORDER BY level, %s", dimsTable(f),
+				dimsSelect(f, "{g}."+rollupTable(f, "all"), "{g}."+string(f), ""), factTime[f]))
 	}
 	return out
 }
