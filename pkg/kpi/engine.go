@@ -1154,8 +1154,12 @@ func (e *Engine) buildFacts(ctx context.Context, db *sql.DB, g *generation, file
 const scratchDB = "bt_scratch"
 
 // keyHashes are ev's integer hashes of the keys increments look events up by
-// (incremental.go): probing integers is several times cheaper than probing strings.
-const keyHashes = "hash(contact_id) AS ch, hash(conversation_id) AS vh, hash(message_id) AS mh, hash(reply_to) AS rh, hash(event_id) AS eh"
+// (incremental.go): probing integers is several times cheaper than probing strings. eh,
+// the event id's, only finds the stored copies of new events (which the ids then confirm)
+// in a scan of every event: 32 bits of the hash are enough for that and halve the scan
+// (at 100M events 500 new ids took 270 ms instead of 450-490, and match ~12 other
+// events); the others select rows that are not confirmed, so they keep 64 bits.
+const keyHashes = "hash(contact_id) AS ch, hash(conversation_id) AS vh, hash(message_id) AS mh, hash(reply_to) AS rh, CAST(hash(event_id) >> 32 AS UINTEGER) AS eh"
 
 // loadEvents creates {g}.ev: the deduplicated events (first arrival wins) with arr, their
 // arrival rank, and keyHashes.

@@ -690,3 +690,57 @@ func TestIncrementScratchStaysInMemory(t *testing.T) {
 	require.Equal(t, 1, st.Increments)
 	require.Equal(t, []string{"bt_increment.g1_inc"}, schemas)
 }
+
+// The duplicate check finds stored copies of new events by 32 bits of their id's hash,
+// then confirms them by the id: a new event whose hash half matches a stored event's
+// is counted all the same.
+func TestIncrementTellsIdHashCollisionsApart(t *testing.T) {
+	t.Cleanup(kpi.SetMaxIncrementalShare(1e9))
+	// Two ids with the same 32-bit hash, found with DuckDB's own hash().
+	db, err := store.OpenDuckDB("")
+	require.NoError(t, err)
+	var pair []any
+	err = db.QueryRow(`SELECT list('wamid.collide' || i ORDER BY i)[1:2] FROM range(400000) AS t(i)
+		GROUP BY CAST(hash('wamid.collide' || i) >> 32 AS UINTEGER) HAVING count(*) > 1 ORDER BY 1 LIMIT 1`).Scan(&pair)
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+	require.Len(t, pair, 2)
+	stored, fresh := pair[0].(string), pair[1].(string)
+
+	rng, end := seededRand(t), time.Date(2026, 3, 30, 13, 17, 0, 0, time.UTC)
+	all := demoEvents(t, rng, 3_000, 10, end)
+	split := len(all) - 200
+	ids := map[string]int{}
+	for _, ev := range all {
+		ids[ev.EventID]++
+	}
+	rename := func(from, to int, id string) {
+		for i := from; i < to; i++ {
+			if ids[all[i].EventID] == 1 {
+				all[i].EventID = id
+				return
+			}
+		}
+		t.Fatal("no event with an id of its own")
+	}
+	rename(0, split, stored)
+	rename(split, len(all), fresh)
+	distinct := map[string]bool{}
+	for _, ev := range all {
+		distinct[ev.EventID] = true
+	}
+
+	w, src := writableStore(t)
+	inc, err := kpi.New(kpi.Options{Source: src, Threads: 2, CheckEvery: time.Hour})
+	require.NoError(t, err)
+	t.Cleanup(func() { inc.Close() })
+	feed := eventFeed(t, w, all)
+	feed(split)
+	require.NoError(t, inc.Refresh(context.Background()))
+	feed(-1)
+	require.NoError(t, kpi.Look(inc))
+	st, err := inc.Stats(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 1, st.Increments)
+	require.Equal(t, int64(len(distinct)), kpi.SnapshotEvents(inc), "every distinct id counted once, %s as well as %s", fresh, stored)
+}
