@@ -268,17 +268,24 @@ func dimsSelect(f Fact, all, facts, where string) string {
 		sel = append(sel, fmt.Sprintf("SELECT %s, '%s' AS level, %s AS key, %s FROM %s GROUP BY %s, %s", t, k, k, combined, all, t, k))
 	}
 	sel = append(sel, fmt.Sprintf("SELECT %s, 'none', NULL, %s FROM %s GROUP BY %s", t, combined, all, t))
-	atoms := make([]string, len(p.atoms))
+	atoms, cond := p.factAtoms(where)
+	sel = append(sel, fmt.Sprintf("SELECT %s, 'fine', NULL, %s FROM %s WHERE %s GROUP BY 1",
+		grainStart(t, fineGrain), atoms, facts, cond))
+	return strings.Join(sel, "\n\tUNION ALL ")
+}
+
+// factAtoms is the select list of the plan's atoms over fact rows (c0, c1, ...), and the
+// condition on those rows: a time, and where unless "".
+func (p *rollupPlan) factAtoms(where string) (atoms, cond string) {
+	parts := make([]string, len(p.atoms))
 	for i, a := range p.atoms {
-		atoms[i] = fmt.Sprintf("%s AS c%d", a, i)
+		parts[i] = fmt.Sprintf("%s AS c%d", a, i)
 	}
-	cond := t + " IS NOT NULL"
+	cond = factTime[p.fact] + " IS NOT NULL"
 	if where != "" {
 		cond += " AND (" + where + ")"
 	}
-	sel = append(sel, fmt.Sprintf("SELECT %s, 'fine', NULL, %s FROM %s WHERE %s GROUP BY 1",
-		grainStart(t, fineGrain), strings.Join(atoms, ", "), facts, cond))
-	return strings.Join(sel, "\n\tUNION ALL ")
+	return strings.Join(parts, ", "), cond
 }
 
 // levelRelation is the relation a query reads rollup level level of fact f from, in
@@ -318,16 +325,9 @@ func rollupSelect(f Fact, where string) string {
 func rollupSelectFrom(f Fact, rel, where string) string {
 	p := rollupPlans[f]
 	t := factTime[f]
-	parts := make([]string, len(p.atoms))
-	for i, a := range p.atoms {
-		parts[i] = fmt.Sprintf("%s AS c%d", a, i)
-	}
-	cond := t + " IS NOT NULL"
-	if where != "" {
-		cond += " AND (" + where + ")"
-	}
+	atoms, cond := p.factAtoms(where)
 	return fmt.Sprintf("SELECT date_trunc('hour', %s) AS %s, %s, %s FROM %s WHERE %s GROUP BY ALL",
-		t, t, strings.Join(p.keys, ", "), strings.Join(parts, ", "), rel, cond)
+		t, t, strings.Join(p.keys, ", "), atoms, rel, cond)
 }
 
 // combinedColumns are the plan's atom columns c0, c1, ... combined over rows of its "all"
