@@ -252,8 +252,9 @@ var tableLevels = []string{"all"}
 // increment appends to every level's table, and DuckDB's COMMIT costs ~0.3 ms for each
 // column appended to (~60 tables of 15-25 columns: 0.3-0.6 s at 100M events), with a
 // 256 KB block in memory per column (and one for its validity) until the next
-// checkpoint: ~150 MB at 100M events with 26 tables, 35 MB of it the "none" and "fine"
-// tables'. Sorted by level, then time, so a level's rows are row groups of their own.
+// checkpoint: ~150 MB at 100M events with 26 tables, of which the "none" and "fine"
+// tables' share of the columns is ~35 MB. Sorted by level, then time, so a level's rows
+// are row groups of their own.
 func dimsTable(f Fact) string { return rollupTable(f, "dims") }
 
 // dimsSelect aggregates the levels of dimsTable for fact f: each dimension and "none"
