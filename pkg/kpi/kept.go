@@ -447,12 +447,6 @@ func (e *Engine) loadKept(ctx context.Context, name string) (*generation, error)
 		_ = e.closeDB(db, g.path, false)
 		return nil, err
 	}
-	// An increment's scratch schema, left in the file by a version that kept it there
-	// (now in memory: incrementDB) and was stopped mid-increment.
-	if _, err := db.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+g.schema+"_inc CASCADE"); err != nil {
-		_ = e.closeDB(db, g.path, false)
-		return nil, err
-	}
 	g.db, g.stmts = db, newStmtCache(db)
 	g.version, g.files, g.nextFile, g.base, g.merged = st.Version, st.Files, st.NextFile, st.Base, st.Merged
 	g.full, g.added, g.stale = st.Full, st.Added, st.Stale
