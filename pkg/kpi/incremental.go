@@ -831,7 +831,7 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		// before, ~12 ms a level for f_msg at 100M events), and "fine" from the rows again.
 		err = run(
 			fmt.Sprintf(`DELETE FROM {g}.%s WHERE %s IN (SELECT h FROM temp.inc_h)`, rollupTable(f, "all"), t),
-			fmt.Sprintf(`INSERT INTO {g}.%s %s ORDER BY 1`, rollupTable(f, "all"), rollupSelectFrom(f, facts, where)),
+			fmt.Sprintf(`INSERT INTO {g}.%s %s ORDER BY 1`, rollupTable(f, "all"), allSelect(f, facts, where)),
 			fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE inc_all AS SELECT * FROM {g}.%s WHERE %s IN (SELECT h FROM temp.inc_h)`, rollupTable(f, "all"), t),
 			// "fine" rows start within their hour: date_trunc finds them.
 			fmt.Sprintf(`DELETE FROM {g}.%[1]s WHERE %[2]s >= %[3]s AND %[2]s < %[4]s AND date_trunc('hour', %[2]s) IN (SELECT h FROM temp.inc_h)`,

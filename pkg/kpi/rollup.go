@@ -241,11 +241,6 @@ func rollupTable(f Fact, level string) string {
 // rollupFacts are the facts that have rollups.
 var rollupFacts = []Fact{FactMessage, FactEvent, FactConversation, FactTurn}
 
-// tableLevels are the rollup levels with a table of their own: "all", which the others
-// derive from. Every other level (each dimension, "none", "fine") is rows of one table per
-// fact (dimsTable).
-var tableLevels = []string{"all"}
-
 // dimsTable is the table of a fact's other levels: per period (the hour; 5 minutes for
 // "fine"), level (a dimension, "none" or "fine") and key (the dimension's value, NULL for
 // the two without one), the level's aggregates. One table, not one per level: an
@@ -293,7 +288,7 @@ func (p *rollupPlan) factAtoms(where string) (atoms, cond string) {
 // schema: the "all" table, or the level's rows of dimsTable, with a dimension's key named
 // as its dimension.
 func levelRelation(f Fact, schema, level string) string {
-	if slices.Contains(tableLevels, level) {
+	if level == "all" {
 		return schema + "." + rollupTable(f, level)
 	}
 	key := ", key AS " + level
@@ -316,14 +311,10 @@ func grainStart(t string, grain time.Duration) string {
 	return fmt.Sprintf("to_timestamp(floor(epoch(%s) / %d) * %d)", t, w, w)
 }
 
-// rollupSelect aggregates fact f's "all" level from the facts; where ("" for everything)
-// restricts the source rows.
-func rollupSelect(f Fact, where string) string {
-	return rollupSelectFrom(f, "{g}."+string(f), where)
-}
-
-// rollupSelectFrom is rollupSelect over the rows of rel, a relation with fact f's columns.
-func rollupSelectFrom(f Fact, rel, where string) string {
+// allSelect aggregates fact f's "all" level, the one every other level derives from (the
+// others are rows of dimsTable), from rel, a relation with the fact's columns; where (""
+// for everything) restricts its rows.
+func allSelect(f Fact, rel, where string) string {
 	p := rollupPlans[f]
 	t := factTime[f]
 	atoms, cond := p.factAtoms(where)
@@ -346,7 +337,7 @@ func (p *rollupPlan) combinedColumns() string {
 func rollupStatements() []string {
 	var out []string
 	for _, f := range rollupFacts {
-		out = append(out, fmt.Sprintf("CREATE TABLE {g}.%s AS %s ORDER BY 1", rollupTable(f, "all"), rollupSelect(f, "")),
+		out = append(out, fmt.Sprintf("CREATE TABLE {g}.%s AS %s ORDER BY 1", rollupTable(f, "all"), allSelect(f, "{g}."+string(f), "")),
 			fmt.Sprintf("CREATE TABLE {g}.%s AS %s ORDER BY level, %s", dimsTable(f),
 				dimsSelect(f, "{g}."+rollupTable(f, "all"), "{g}."+string(f), ""), factTime[f]))
 	}
