@@ -76,7 +76,7 @@ func SetMaxIncrementalShare(v float64) func() {
 	return func() { maxIncrementalShare = old }
 }
 
-// SetReadRunRows sets the unit of an increment's read runs (rowGroupRuns), and returns a
+// SetReadRunRows sets the unit of an increment's read runs (readRuns), and returns a
 // function restoring it.
 func SetReadRunRows(n int64) func() {
 	old := readRunRows

@@ -269,20 +269,22 @@ func spanRuns(spans [][2]time.Time) [][2]time.Time {
 		}
 		runs = append(runs, s)
 	}
-	return joinClosest(runs, maxSpanRuns, func(end, start time.Time) int64 { return int64(start.Sub(end)) })
+	return joinClosest(runs, maxSpanRuns,
+		func(a, b [2]time.Time) int64 { return int64(b[0].Sub(a[1])) },
+		func(a, b [2]time.Time) [2]time.Time { return [2]time.Time{a[0], b[1]} })
 }
 
-// joinClosest joins neighbouring runs across the smallest gap (gap(end of one, start of
-// the next)) until at most max are left.
-func joinClosest[T any](runs [][2]T, max int, gap func(end, start T) int64) [][2]T {
+// joinClosest joins neighbouring runs (join) across the smallest gap (gap between a run
+// and the next) until at most max are left.
+func joinClosest[T any](runs []T, max int, gap func(a, b T) int64, join func(a, b T) T) []T {
 	for len(runs) > max {
 		best := 1
 		for i := 2; i < len(runs); i++ {
-			if gap(runs[i-1][1], runs[i][0]) < gap(runs[best-1][1], runs[best][0]) {
+			if gap(runs[i-1], runs[i]) < gap(runs[best-1], runs[best]) {
 				best = i
 			}
 		}
-		runs[best-1][1] = runs[best][1]
+		runs[best-1] = join(runs[best-1], runs[best])
 		runs = append(runs[:best], runs[best+1:]...)
 	}
 	return runs
@@ -627,10 +629,10 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		// Pass 3: those events, the events of affected conversations (at their spans'
 		// times), and pass 2's, with the hashes of the messages they name.
 		`CREATE TEMP TABLE inc_rows AS
-			SELECT ev.rowid AS r, ev.mh, ev.rh FROM {g}.ev AS ev JOIN temp.inc_w AS w ON w.h = ev.ch
+			SELECT ev.rowid AS r, ev.mh, ev.rh, ev.ts FROM {g}.ev AS ev JOIN temp.inc_w AS w ON w.h = ev.ch
 			WHERE `+bound+` AND `+inWindow("w")+`
-			UNION SELECT r, mh, rh FROM (`+spanScan("rowid AS r, mh, rh, vh", convRuns)+`) WHERE vh IN (SELECT h FROM temp.inc_hv)
-			UNION SELECT r, mh, rh FROM temp.inc_cm`,
+			UNION SELECT r, mh, rh, ts FROM (`+spanScan("rowid AS r, mh, rh, vh, ts", convRuns)+`) WHERE vh IN (SELECT h FROM temp.inc_hv)
+			UNION SELECT r, mh, rh, ts FROM temp.inc_cm`,
 		// Pass 4: the sent rows of every message those events and the new ones name.
 		`CREATE TEMP TABLE inc_hop AS
 			SELECT DISTINCT h FROM (
@@ -644,9 +646,9 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		`CREATE TEMP TABLE inc_hopt AS
 			SELECT DISTINCT send_ts AS ts FROM {g}.f_msg WHERE kh IN (SELECT h FROM temp.inc_hop)`,
 		`CREATE TEMP TABLE inc_hopr AS
-			SELECT rowid AS r FROM {g}.ev
+			SELECT rowid AS r, ts FROM {g}.ev
 			WHERE ts IN (SELECT ts FROM temp.inc_hopt) AND mh IN (SELECT h FROM temp.inc_hop) AND type = 'sent'`,
-		`CREATE TEMP TABLE inc_pick AS SELECT r FROM temp.inc_rows UNION SELECT r FROM temp.inc_hopr`,
+		`CREATE TEMP TABLE inc_pick AS SELECT r, ts FROM temp.inc_rows UNION SELECT r, ts FROM temp.inc_hopr`,
 	)
 	if err != nil {
 		return 0, span, err
@@ -657,8 +659,11 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	// skips the row groups between runs, where one semi-join would read every column of
 	// every row group between the first picked row and the last. Within a run, the scan
 	// skips the vectors (2 048 rows) that hold no picked row: the join hands it the run's
-	// row ids as a filter (incrementSettings).
-	runs, err := rowGroupRuns(ctx, conn, "temp.inc_pick")
+	// row ids as a filter (incrementSettings). Each run also bounds the times of its rows:
+	// DuckDB tests a row-id bound on every vector of the table, and a time bound on each
+	// row group's zone map first (a run of one row group read with both at 100M events:
+	// 10 ms, against 47 ms with row ids alone).
+	runs, err := readRuns(ctx, conn, "temp.inc_pick")
 	if err != nil {
 		return 0, span, err
 	}
@@ -669,7 +674,8 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		parts := make([]string, len(batch))
 		for i, r := range batch {
 			parts[i] = fmt.Sprintf(`SELECT rowid AS _r, * FROM {g}.ev
-			WHERE rowid >= %[1]d AND rowid < %[2]d AND rowid IN (SELECT r FROM temp.inc_pick WHERE r >= %[1]d AND r < %[2]d)`, r[0], r[1])
+			WHERE rowid >= %[1]d AND rowid < %[2]d AND ts >= %[3]s AND ts <= %[4]s
+			AND rowid IN (SELECT r FROM temp.inc_pick WHERE r >= %[1]d AND r < %[2]d)`, r.rows[0], r.rows[1], sqlTime(r.ts[0]), sqlTime(r.ts[1]))
 		}
 		reads = append(reads, `INSERT INTO temp.inc_sub `+strings.Join(parts, "\n\t\t\tUNION ALL "))
 	}
@@ -897,46 +903,67 @@ func oldBound(t string, since sql.NullTime) string {
 const rowGroupSize = 122880
 
 // maxReadRuns bounds the row-group runs of an increment's read of stored rows
-// (rowGroupRuns): the closest runs are merged past it.
+// (readRuns): the closest runs are merged past it.
 const maxReadRuns = 32
 
-// readRunRows is the unit of rowGroupRuns: rowGroupSize, smaller in tests (any unit
+// readRunRows is the unit of readRuns: rowGroupSize, smaller in tests (any unit
 // gives the same rows; tests get many runs out of small stores).
 var readRunRows int64 = rowGroupSize
 
 // readRunsPerStatement bounds the runs one statement of the increment's read takes.
 const readRunsPerStatement = 4
 
-// rowGroupRuns returns the row ids of the row groups that hold the rows of table (a
-// column r of row ids), as runs [start, end) of consecutive groups, at most maxReadRuns.
-func rowGroupRuns(ctx context.Context, conn *sql.Conn, table string) ([][2]int64, error) {
+// readRun is a run of consecutive row groups to read: row ids [start, end), and the
+// earliest and latest time of the rows wanted in it.
+type readRun struct {
+	rows [2]int64
+	ts   [2]time.Time
+}
+
+// readRuns returns the runs of consecutive row groups that hold the rows of table (columns
+// r, row ids, and ts, their times), at most maxReadRuns.
+func readRuns(ctx context.Context, conn *sql.Conn, table string) ([]readRun, error) {
 	size := readRunRows
-	rows, err := conn.QueryContext(ctx, fmt.Sprintf("SELECT DISTINCT r // %d AS g FROM %s ORDER BY g", size, table))
+	rows, err := conn.QueryContext(ctx, fmt.Sprintf("SELECT r // %d AS g, min(ts), max(ts) FROM %s GROUP BY g ORDER BY g", size, table))
 	if err != nil {
 		return nil, fmt.Errorf("update facts: %w", err)
 	}
 	defer rows.Close()
-	var runs [][2]int64
+	var runs []readRun
 	for rows.Next() {
 		var g int64
-		if err := rows.Scan(&g); err != nil {
+		var lo, hi time.Time
+		if err := rows.Scan(&g, &lo, &hi); err != nil {
 			return nil, fmt.Errorf("update facts: %w", err)
 		}
-		if n := len(runs); n > 0 && runs[n-1][1] == g {
-			runs[n-1][1] = g + 1
+		r := readRun{rows: [2]int64{g, g + 1}, ts: [2]time.Time{lo, hi}}
+		if n := len(runs); n > 0 && runs[n-1].rows[1] == g {
+			runs[n-1] = runs[n-1].join(r)
 			continue
 		}
-		runs = append(runs, [2]int64{g, g + 1})
+		runs = append(runs, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("update facts: %w", err)
 	}
-	runs = joinClosest(runs, maxReadRuns, func(end, start int64) int64 { return start - end })
+	runs = joinClosest(runs, maxReadRuns, func(a, b readRun) int64 { return b.rows[0] - a.rows[1] }, readRun.join)
 	for i := range runs {
-		runs[i][0] *= size
-		runs[i][1] *= size
+		runs[i].rows[0] *= size
+		runs[i].rows[1] *= size
 	}
 	return runs, nil
+}
+
+// join is the run from r's start to next's end.
+func (r readRun) join(next readRun) readRun {
+	out := readRun{rows: [2]int64{r.rows[0], next.rows[1]}, ts: r.ts}
+	if next.ts[0].Before(out.ts[0]) {
+		out.ts[0] = next.ts[0]
+	}
+	if next.ts[1].After(out.ts[1]) {
+		out.ts[1] = next.ts[1]
+	}
+	return out
 }
 
 // changedHours reads temp.inc_h, the changed hours, in order.

@@ -584,7 +584,7 @@ func TestMemoryByTag(t *testing.T) {
 
 // TestIncrementFitsSmallMemory: late statuses of messages sent all over a month make an
 // increment scan many separate time runs for the messages' events (keySpanRuns) and read
-// stored rows in many row-id runs (rowGroupRuns). Each IN (SELECT ...) is a hash join
+// stored rows in many row-id runs (readRuns). Each IN (SELECT ...) is a hash join
 // holding ~4 MB however few keys it has, and a statement builds all its joins before it
 // probes any: with a key filter in each time run, pass 2 held two joins per run and ran
 // out of a 128 MB memory_limit at 100M events; 32 read runs in one statement need as
