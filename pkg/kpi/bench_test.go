@@ -185,7 +185,7 @@ func benchEngine(b *testing.B) (*kpi.Engine, kpi.Stats) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		e, err = kpi.New(kpi.Options{Source: src, CheckEvery: time.Hour, MemoryLimitMB: benchMemoryMB(), BuildMemoryLimitMB: benchBuildMemoryMB()})
+		e, err = kpi.New(kpi.Options{Source: src, CheckEvery: time.Hour, NoChangeNotices: true, MemoryLimitMB: benchMemoryMB(), BuildMemoryLimitMB: benchBuildMemoryMB()})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -44,7 +44,7 @@ func TestResultCacheNeverStale(t *testing.T) {
 	require.NoError(t, err)
 	src, err := store.OpenSource(dir)
 	require.NoError(t, err)
-	e, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 256, CheckEvery: time.Hour})
+	e, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 256, CheckEvery: time.Hour, NoChangeNotices: true})
 	require.NoError(t, err)
 	defer e.Close()
 
@@ -104,7 +104,7 @@ func TestResultCacheEquivalentRandomised(t *testing.T) {
 	open := func() *kpi.Engine {
 		src, err := store.OpenSource(dir)
 		require.NoError(t, err)
-		e, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 256, CheckEvery: time.Hour})
+		e, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 256, CheckEvery: time.Hour, NoChangeNotices: true})
 		require.NoError(t, err)
 		t.Cleanup(func() { e.Close() })
 		return e

@@ -50,6 +50,9 @@ type Options struct {
 	// lists one directory): new events are visible up to this much plus the time to apply
 	// them after they land.
 	CheckEvery time.Duration
+	// NoChangeNotices looks at a store directory only every CheckEvery, not also as soon
+	// as a segment lands in it (watchLanded): for tests that step the engine themselves.
+	NoChangeNotices bool
 	// DemoRefresh is how often the embedded demo store is regenerated up to now (default 10 min).
 	DemoRefresh time.Duration
 	// NoRollups answers every query from the fact tables and skips building the hourly
@@ -214,27 +217,57 @@ func New(opts Options) (*Engine, error) {
 	return e, nil
 }
 
-// watch looks at the store every CheckEvery (at least every 100 ms) once the first snapshot
-// exists, so new segments are applied in the background: a query then finds the events
-// acknowledged a few seconds earlier, even if no query came in between (an alert rule
-// evaluated every minute would otherwise see them one evaluation late). The first build
-// waits for the first query.
+// watch looks at the store every CheckEvery once the first snapshot exists, and at once
+// when a file lands in a store directory's segments folder (landed), so new segments are
+// applied in the background: a query then finds the events acknowledged a few seconds
+// earlier, even if no query came in between (an alert rule evaluated every minute would
+// otherwise see them one evaluation late). The first build waits for the first query.
 func (e *Engine) watch() {
 	if e.opts.Source == nil {
 		return // the embedded demo store is regenerated on queries (DemoRefresh)
 	}
+	var landed <-chan struct{}
+	stop := func() {}
+	if !e.opts.NoChangeNotices {
+		landed, stop = watchLanded(e.opts.Source)
+	}
+	defer stop()
 	t := time.NewTicker(max(e.opts.CheckEvery, 100*time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
 		case <-e.life.Done():
 			return
+		case <-landed:
+			if e.cur.Load() != nil {
+				_ = e.lookAfterNow(e.life)
+			}
 		case <-t.C:
-			if e.cur.Load() != nil && time.Now().UnixNano()-e.lastCheck.Load() >= int64(e.opts.CheckEvery) {
+			// Half a period: a look a query made since the last tick makes this one
+			// redundant, but the watcher's own last look does not (it started just after
+			// the previous tick, so a full period would skip every other tick).
+			if e.cur.Load() != nil && time.Now().UnixNano()-e.lastCheck.Load() >= int64(e.opts.CheckEvery)/2 {
 				_ = e.build(e.life, false) // errors keep the last snapshot; the health check shows them
 			}
 		}
 	}
+}
+
+// lookAfterNow looks at the store in a look that starts after this call: one already
+// running may have listed the store before the change the caller reacts to, so it is
+// waited for first.
+func (e *Engine) lookAfterNow(ctx context.Context) error {
+	e.buildMu.Lock()
+	running := e.building
+	e.buildMu.Unlock()
+	if running != nil {
+		select {
+		case <-running.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return e.build(ctx, true) // joins a look started since: it lists the store after the change
 }
 
 // removeStaleWorkDirs deletes the work directories of engines whose process is gone (a

@@ -86,7 +86,7 @@ func requireMatchesFullBuild(t *testing.T, label string, src *store.Source, inc 
 func incrementalStore(t *testing.T) (*store.Writer, *store.Source, *kpi.Engine) {
 	t.Cleanup(kpi.SetMaxIncrementalShare(1e9))
 	w, src := writableStore(t)
-	inc, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 512, CheckEvery: time.Hour}) // looks only on Refresh: no background look between a test's steps
+	inc, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 512, CheckEvery: time.Hour, NoChangeNotices: true}) // looks only on Refresh: no background look between a test's steps
 	require.NoError(t, err)
 	t.Cleanup(func() { inc.Close() })
 	return w, src, inc
@@ -618,7 +618,7 @@ func TestIncrementFitsSmallMemory(t *testing.T) {
 
 	w, src := writableStore(t)
 	const limitMB = 64
-	inc, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: limitMB, CheckEvery: time.Hour})
+	inc, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: limitMB, CheckEvery: time.Hour, NoChangeNotices: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { inc.Close() })
 	ctx := context.Background()
@@ -649,7 +649,7 @@ func TestIncrementScratchStaysInMemory(t *testing.T) {
 	rng, end := seededRand(t), time.Date(2026, 3, 30, 13, 17, 0, 0, time.UTC)
 	all := demoEvents(t, rng, 4_000, 10, end)
 	w, src := writableStore(t)
-	inc, err := kpi.New(kpi.Options{Source: src, Threads: 2, CheckEvery: time.Hour})
+	inc, err := kpi.New(kpi.Options{Source: src, Threads: 2, CheckEvery: time.Hour, NoChangeNotices: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { inc.Close() })
 	ctx := context.Background()
@@ -731,7 +731,7 @@ func TestIncrementTellsIdHashCollisionsApart(t *testing.T) {
 	}
 
 	w, src := writableStore(t)
-	inc, err := kpi.New(kpi.Options{Source: src, Threads: 2, CheckEvery: time.Hour})
+	inc, err := kpi.New(kpi.Options{Source: src, Threads: 2, CheckEvery: time.Hour, NoChangeNotices: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { inc.Close() })
 	feed := eventFeed(t, w, all)

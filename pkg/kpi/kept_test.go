@@ -49,7 +49,7 @@ func newKeptSetup(t *testing.T, n int) *keptSetup {
 // open starts an engine keeping its facts under factsDir and waits for its first snapshot.
 func (k *keptSetup) open(factsDir string) (*kpi.Engine, kpi.Stats) {
 	k.t.Helper()
-	e, err := kpi.New(kpi.Options{Source: k.src, Threads: 2, MemoryLimitMB: 256, CheckEvery: time.Hour, FactsDir: factsDir})
+	e, err := kpi.New(kpi.Options{Source: k.src, Threads: 2, MemoryLimitMB: 256, CheckEvery: time.Hour, NoChangeNotices: true, FactsDir: factsDir})
 	require.NoError(k.t, err)
 	k.t.Cleanup(func() { e.Close() })
 	require.NoError(k.t, e.Refresh(context.Background()))
@@ -185,7 +185,7 @@ func TestKeptFactsNotGoodAreRebuilt(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.Remove(segs[0].Path))
 	release := kpi.HoldFullBuilds(nil)
-	e, err = kpi.New(kpi.Options{Source: k.src, Threads: 2, MemoryLimitMB: 256, CheckEvery: time.Hour, FactsDir: k.factsDir})
+	e, err = kpi.New(kpi.Options{Source: k.src, Threads: 2, MemoryLimitMB: 256, CheckEvery: time.Hour, NoChangeNotices: true, FactsDir: k.factsDir})
 	require.NoError(t, err)
 	defer e.Close()
 	require.NoError(t, kpi.Look(e))
@@ -355,7 +355,7 @@ func TestKeptFactsCloseBeforeFirstLook(t *testing.T) {
 	dir := kpi.KeptDir(a)
 	require.NoError(t, a.Close())
 
-	b, err := kpi.New(kpi.Options{Source: k.src, Threads: 2, CheckEvery: time.Hour, FactsDir: k.factsDir})
+	b, err := kpi.New(kpi.Options{Source: k.src, Threads: 2, CheckEvery: time.Hour, NoChangeNotices: true, FactsDir: k.factsDir})
 	require.NoError(t, err)
 	require.NoError(t, b.Close())
 	require.Error(t, kpi.Look(b), "a closed engine does not look")

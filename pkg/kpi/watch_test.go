@@ -2,6 +2,7 @@ package kpi_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -48,4 +49,40 @@ func TestNewSegmentsAppliedWithoutQueries(t *testing.T) {
 	st, err := e.Stats(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, 1, st.Increments)
+}
+
+// TestNewSegmentLookedAtWhenItLands: a segment published into a store directory is applied
+// when it lands, not at the next CheckEvery (here an hour, so only the notice can start
+// the look; Stats below reads the snapshot without looking).
+func TestNewSegmentLookedAtWhenItLands(t *testing.T) {
+	dir := t.TempDir()
+	w, err := store.OpenWriter(dir)
+	require.NoError(t, err)
+	defer w.Close()
+	batch := func(prefix string, n int) []events.Event {
+		out := make([]events.Event, n)
+		for i := range out {
+			out[i] = sent(prefix+string(rune('a'+i)), day(0, 9, i), "c1")
+		}
+		return out
+	}
+	_, err = w.Append(context.Background(), batch("m1", 5), store.AppendOptions{})
+	require.NoError(t, err)
+	src, err := store.OpenSource(dir)
+	require.NoError(t, err)
+	e, err := kpi.New(kpi.Options{Source: src, Threads: 2, MemoryLimitMB: 128, CheckEvery: time.Hour})
+	require.NoError(t, err)
+	defer e.Close()
+	require.NoError(t, e.Refresh(context.Background()))
+	require.Equal(t, int64(5), kpi.SnapshotEvents(e))
+
+	for round, want := range []int64{8, 10} {
+		_, err = w.Append(context.Background(), batch(fmt.Sprintf("m%d", round+2), int(want-kpi.SnapshotEvents(e))), store.AppendOptions{})
+		require.NoError(t, err)
+		deadline := time.Now().Add(30 * time.Second)
+		for kpi.SnapshotEvents(e) != want && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		require.Equal(t, want, kpi.SnapshotEvents(e), "round %d: the segment that landed was not applied", round)
+	}
 }
