@@ -312,6 +312,11 @@ func (e *Engine) openDB(path string, memMB int, spill string, session []string, 
 	// and DuckDB then refuses a temp_directory set afterwards.
 	cfg := url.Values{"temp_directory": {filepath.Join(e.workDir, spill)}, "memory_limit": {fmt.Sprintf("%dMB", memMB)},
 		"threads": {strconv.Itoa(e.opts.Threads)}}
+	if session != nil {
+		// A serving instance checkpoints after it serves an increment (checkpointIfDue);
+		// DuckDB's own checkpoint in a COMMIT is only the backstop.
+		cfg.Set("checkpoint_threshold", fmt.Sprintf("%dMB", 4*checkpointWALBytes>>20))
+	}
 	db, err := store.OpenDuckDB(path + "?" + cfg.Encode())
 	if err != nil {
 		return nil, err
@@ -961,10 +966,41 @@ func (e *Engine) catchUp(g *generation) *generation {
 	return g
 }
 
-// serve makes g, an increment of the current snapshot (the same DuckDB instance), current.
+// serve makes g, an increment of the current snapshot (the same DuckDB instance), current,
+// then checkpoints it if due.
 func (e *Engine) serve(g *generation) {
 	e.cur.Store(g)
 	e.cache.clear()
+	e.checkpointIfDue(g)
+}
+
+// checkpointWALBytes is the write-ahead log size at which a served increment is followed
+// by a checkpoint: DuckDB's default checkpoint_threshold.
+var checkpointWALBytes int64 = 16 << 20
+
+// checkpointIfDue writes the write-ahead log of g's file into the file once the log holds
+// checkpointWALBytes. DuckDB would do it in the COMMIT that takes the log past its
+// threshold, before the increment is served: 0.6-1.0 s more before that increment's
+// events are visible, every fourth increment at 100M events. Here the events are visible
+// first, and the checkpoint delays only events that land while it runs. A query running
+// at that moment makes DuckDB refuse it; the next served increment tries again, and
+// DuckDB's own threshold (four times this) is the backstop.
+func (e *Engine) checkpointIfDue(g *generation) {
+	fi, err := os.Stat(g.path + ".wal")
+	if err != nil || fi.Size() < checkpointWALBytes {
+		return
+	}
+	conn, release, err := e.incrementConn(e.life, g.db)
+	if err != nil {
+		return
+	}
+	defer release()
+	start := time.Now()
+	if _, err := conn.ExecContext(e.life, "CHECKPOINT"); err != nil {
+		log.DefaultLogger.Debug("checkpoint put off", "wal bytes", fi.Size(), "error", firstLine{err})
+		return
+	}
+	log.DefaultLogger.Debug("checkpoint", "wal bytes", fi.Size(), "took", time.Since(start))
 }
 
 // fullBuildHook, when set (tests), runs in each full build in the background (not the

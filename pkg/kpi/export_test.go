@@ -249,3 +249,11 @@ const MaxSpanRuns = maxSpanRuns
 
 // MemoryByTag is memoryByTag (incremental.go).
 func MemoryByTag(db *sql.DB) string { return memoryByTag(db) }
+
+// SetCheckpointWALBytes sets the write-ahead log size at which a served increment is
+// followed by a checkpoint (checkpointIfDue), and returns a function restoring it.
+func SetCheckpointWALBytes(n int64) func() {
+	old := checkpointWALBytes
+	checkpointWALBytes = n
+	return func() { checkpointWALBytes = old }
+}
