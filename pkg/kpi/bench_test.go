@@ -40,6 +40,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
+
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/demo"
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/events"
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/ingest"
@@ -228,12 +230,14 @@ func benchMemoryMB() int {
 }
 
 // benchAllocatorDecay applies BLUETICKS_BENCH_JE_DECAY_MS, when set, to DuckDB's jemalloc:
-// how long it keeps freed pages (its default is 1000 ms).
+// how long it keeps freed pages (jemalloc's default is 1000 ms, the serving process's
+// 100 ms: servingDecayMS).
 func benchAllocatorDecay(b *testing.B) {
 	v := os.Getenv("BLUETICKS_BENCH_JE_DECAY_MS")
 	if v == "" {
 		return
 	}
+	kpi.ServingAllocatorDecay() // first: New would set it over this one
 	ms, err := strconv.Atoi(v)
 	if err != nil || !kpi.SetDuckDBDecay(ms) {
 		b.Fatalf("BLUETICKS_BENCH_JE_DECAY_MS=%q: cannot set DuckDB's allocator decay", v)
@@ -1073,6 +1077,26 @@ func startMemProbe(e *kpi.Engine) (stop func() *memProbe) {
 	p := &memProbe{}
 	done := make(chan struct{})
 	finished := make(chan struct{})
+	if os.Getenv("BLUETICKS_BENCH_RSS_TRACE") == "1" {
+		// When the peak happens: each new maximum of VmRSS, looked at every 10 ms, goes
+		// to the debug log among the increment's steps.
+		go func() {
+			t := time.NewTicker(10 * time.Millisecond)
+			defer t.Stop()
+			var top int64
+			for {
+				select {
+				case <-done:
+					return
+				case <-t.C:
+				}
+				if rss := procStatusMB("VmRSS:"); rss > top {
+					top = rss
+					log.DefaultLogger.Debug("rss maximum", "MB", rss, "anon MB", procStatusMB("RssAnon:"))
+				}
+			}
+		}()
+	}
 	go func() {
 		defer close(finished)
 		t := time.NewTicker(time.Second)

@@ -47,8 +47,9 @@ type Options struct {
 	MaxRows int
 	// CheckEvery is how often the engine looks at the store for new segments, in the
 	// background once the first snapshot exists and on queries (default 250 ms: a look
-	// lists one directory): new events are visible up to this much plus the time to apply
-	// them after they land.
+	// lists one directory). A store directory is also looked at as soon as a segment
+	// lands in it (watchLanded), so new events are visible after the time to apply them;
+	// where the file system gives no change notices, up to CheckEvery later.
 	CheckEvery time.Duration
 	// NoChangeNotices looks at a store directory only every CheckEvery, not also as soon
 	// as a segment lands in it (watchLanded): for tests that step the engine themselves.

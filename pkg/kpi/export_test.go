@@ -204,6 +204,10 @@ func SetKeptWait(d time.Duration) func() {
 func SetDuckDBDecay(ms int) bool { return setDuckDBDecay(ms) }
 func DuckDBDecay() int           { return duckdbDecay() }
 
+// ServingAllocatorDecay applies the serving process's decay now, as New does once, so a
+// decay set after it stays.
+func ServingAllocatorDecay() { servingAllocatorDecay() }
+
 // IncrementSetting reads a DuckDB setting on the connection increments of the current
 // snapshot run on.
 func IncrementSetting(e *Engine, name string) (string, error) {
