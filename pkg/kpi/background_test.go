@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -261,4 +262,44 @@ func TestFailedBuildStaysInTheHealthCheck(t *testing.T) {
 	st, err := inc.Stats(ctx)
 	require.NoError(t, err, "a good build clears it")
 	require.Equal(t, 2, st.FullBuilds)
+}
+
+// TestLookWaitsOutRetentionMidway: a look that lists retention's rewrite beside the
+// segment it replaces (between DropBefore's publishing the one and retiring the other; a
+// look started by the rewrite's landing comes right then) leaves the snapshot as it is
+// instead of building that listing in full; once the original is retired, retention's
+// full build runs as before.
+func TestLookWaitsOutRetentionMidway(t *testing.T) {
+	rng, end := seededRand(t), time.Date(2026, 3, 30, 13, 17, 0, 0, time.UTC)
+	all := demoEvents(t, rng, 1_000, 5, end)
+	w, src, inc := incrementalStore(t)
+	ctx := context.Background()
+	appendN := eventFeed(t, w, all)
+	appendN(500)
+	appendN(300)
+	require.NoError(t, inc.Refresh(ctx))
+	before, err := inc.Stats(ctx)
+	require.NoError(t, err)
+	segs, err := store.ListSegments(src.Path)
+	require.NoError(t, err)
+	require.Len(t, segs, 2)
+	first := segs[0]
+	body, err := os.ReadFile(first.Path)
+	require.NoError(t, err)
+	rewrite := filepath.Join(src.Path, store.SegmentsDir, strings.TrimSuffix(first.Name, ".parquet")+"-r0123456789ab.parquet")
+	require.NoError(t, os.WriteFile(rewrite, body, 0o644))
+
+	require.NoError(t, kpi.Look(inc))
+	require.False(t, kpi.FullBuildRunning(inc), "no full build of a listing retention is halfway through")
+	st, err := inc.Stats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, before.Version, st.Version)
+	require.Equal(t, before.FullBuilds, st.FullBuilds)
+
+	require.NoError(t, os.Rename(first.Path, filepath.Join(src.Path, store.RetiredDir, first.Name)))
+	require.NoError(t, inc.Refresh(ctx))
+	st, err = inc.Stats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, before.FullBuilds+1, st.FullBuilds, "the rewrite: a full build, as after retention")
+	require.Equal(t, before.Events, st.Events, "the rewrite holds the same events")
 }

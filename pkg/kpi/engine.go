@@ -218,8 +218,9 @@ func New(opts Options) (*Engine, error) {
 	return e, nil
 }
 
-// watch looks at the store every CheckEvery once the first snapshot exists, and at once
-// when a file lands in a store directory's segments folder (landed), so new segments are
+// watch looks at the store every CheckEvery (at least every 100 ms) once the first
+// snapshot exists, and at once when a store directory's segments folder changes (landed),
+// so new segments are
 // applied in the background: a query then finds the events acknowledged a few seconds
 // earlier, even if no query came in between (an alert rule evaluated every minute would
 // otherwise see them one evaluation late). The first build waits for the first query.
@@ -819,9 +820,16 @@ func (e *Engine) rebuildOnce(ctx context.Context, old *generation) error {
 		if err != nil {
 			return fmt.Errorf("read store %s: %w", e.opts.Source.Path, err)
 		}
+		if old != nil && e.opts.Source.Kind == store.KindDir && store.RetentionMidway(files, time.Now()) {
+			// Retention is between publishing a rewrite and retiring its original (a look
+			// started by the rewrite's landing comes right then): the original's leaving
+			// starts the next look.
+			return nil
+		}
 		version = store.Version(files, string(e.opts.Source.Kind))
 		p := e.pending.Load()
 		if old != nil && old.version == version && (!old.stale || p != nil) {
+			e.checkpointIfDue(old) // one refused while a query ran: the store is quiet now
 			return nil
 		}
 		if p != nil {
@@ -984,7 +992,7 @@ var checkpointWALBytes int64 = 16 << 20
 // threshold, before the increment is served: 0.6-1.0 s more before that increment's
 // events are visible, every fourth increment at 100M events. Here the events are visible
 // first, and the checkpoint delays only events that land while it runs. A query running
-// at that moment makes DuckDB refuse it; the next served increment tries again, and
+// at that moment makes DuckDB refuse it; the next look tries again (rebuildOnce), and
 // DuckDB's own threshold (four times this) is the backstop.
 func (e *Engine) checkpointIfDue(g *generation) {
 	fi, err := os.Stat(g.path + ".wal")

@@ -261,3 +261,26 @@ func SetCheckpointWALBytes(n int64) func() {
 	checkpointWALBytes = n
 	return func() { checkpointWALBytes = old }
 }
+
+// HoldSnapshotRead starts a transaction that reads the current snapshot's facts, as a
+// query does, and keeps it open until the returned function ends it.
+func HoldSnapshotRead(e *Engine) (func(), error) {
+	g := e.cur.Load()
+	ctx := context.Background()
+	conn, err := g.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var n int64
+	if _, err = conn.ExecContext(ctx, "BEGIN TRANSACTION"); err == nil {
+		err = conn.QueryRowContext(ctx, "SELECT count(*) FROM "+g.schema+".ev").Scan(&n)
+	}
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return func() {
+		_, _ = conn.ExecContext(ctx, "COMMIT")
+		conn.Close()
+	}, nil
+}

@@ -310,9 +310,9 @@ func spanScan(cols string, runs []string) string {
 // incrementDB is the in-memory database, attached to a serving instance, that holds an
 // increment's recomputed facts (scratchSchema) until they replace the stored rows. In the
 // facts file they were written to its write-ahead log and dropped again: half of the log
-// an increment wrote at 10M events (1.3 of 2.5 MB), so DuckDB's checkpoint, which runs in
-// the COMMIT that takes the log past 16 MB, came twice as often, and every statement
-// creating one synced the log to disk.
+// an increment wrote at 10M events (1.3 of 2.5 MB), so the checkpoint, due once the log
+// holds 16 MB (checkpointIfDue), came twice as often, and every statement creating one
+// synced the log to disk.
 const incrementDB = "bt_increment"
 
 // scratchSchema is the schema in incrementDB of the increments of the facts in schema gs.

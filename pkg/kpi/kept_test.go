@@ -440,3 +440,34 @@ func TestCheckpointAfterServedIncrement(t *testing.T) {
 	require.Greater(t, st.Events, before.Events, "the increment is served")
 	require.Zero(t, walBytes(), "the log was checkpointed into the facts file")
 }
+
+// A checkpoint DuckDB refuses because a query is reading the snapshot is tried again at
+// the next look, even one that finds nothing new in the store.
+func TestCheckpointRefusedDuringAQueryIsRetried(t *testing.T) {
+	k := newKeptSetup(t, 3_000)
+	ctx := context.Background()
+	k.feed(2_000)
+	e, _ := k.open(k.factsDir)
+	wal := filepath.Join(kpi.KeptDir(e), "facts-g1.duckdb.wal")
+	walBytes := func() int64 {
+		fi, err := os.Stat(wal)
+		if os.IsNotExist(err) {
+			return 0
+		}
+		require.NoError(t, err)
+		return fi.Size()
+	}
+	t.Cleanup(kpi.SetCheckpointWALBytes(1))
+	endRead, err := kpi.HoldSnapshotRead(e)
+	require.NoError(t, err)
+	k.feed(200)
+	require.NoError(t, kpi.Look(e))
+	st, err := e.Stats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, st.Increments, "the increment is served while the query reads")
+	require.Positive(t, walBytes(), "no checkpoint while a query reads the snapshot")
+
+	endRead()
+	require.NoError(t, kpi.Look(e)) // nothing new in the store
+	require.Zero(t, walBytes(), "the next look checkpointed")
+}

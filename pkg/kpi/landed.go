@@ -9,13 +9,14 @@ import (
 	"github.com/blueticks/blueticks-whatsapp-datasource/pkg/store"
 )
 
-// watchLanded reports, on the channel it returns, when files land in the segments folder
-// of a store directory (a receiver or an import publishing a segment by renaming it in,
-// compaction or retention publishing a rewrite), so the engine looks at the store then
-// instead of at its next CheckEvery: up to 250 ms sooner by default. Arrivals while the
-// engine is busy are coalesced into one report. Other sources, and file systems without
-// change notices (inotify and its kin: network file systems, for one), get a nil channel:
-// CheckEvery alone then paces the looks. stop releases the watch.
+// watchLanded reports, on the channel it returns, when the segments folder of a store
+// directory changes: a receiver or an import publishing a segment by renaming it in,
+// compaction or retention publishing a merge or a rewrite and retiring (renaming away)
+// what it replaces. The engine then looks at the store at once instead of at its next
+// CheckEvery: up to 250 ms sooner by default. Changes while the engine is busy are
+// coalesced into one report. Other sources, and systems where the watch cannot be set up,
+// get a nil channel; on network file systems the watch may hear nothing of other hosts'
+// changes. CheckEvery paces the looks there. stop releases the watch.
 func watchLanded(src *store.Source) (landed <-chan struct{}, stop func()) {
 	if src == nil || src.Kind != store.KindDir {
 		return nil, func() {}
@@ -41,8 +42,10 @@ func watchLanded(src *store.Source) (landed <-chan struct{}, stop func()) {
 				if !ok {
 					return
 				}
-				if !ev.Has(fsnotify.Create) && !ev.Has(fsnotify.Write) {
-					continue // a segment renamed away (retired) or removed: its replacement lands too
+				if !ev.Has(fsnotify.Create) && !ev.Has(fsnotify.Rename) && !ev.Has(fsnotify.Remove) {
+					// Writes and attribute changes: segments are published whole, by a
+					// rename (Create here), never written in place.
+					continue
 				}
 			case err, ok := <-w.Errors:
 				if !ok {

@@ -96,6 +96,35 @@ func rewriteName(original string, now time.Time) string {
 	return strings.TrimSuffix(original, ".parquet") + rewriteMarker + random + ".parquet"
 }
 
+// RetentionMidway reports whether segs, a listing of the store, holds a retention rewrite
+// beside the segment it replaces, the rewrite written less than retentionMidwayFor before
+// now: DropBefore publishes a rewrite and then retires the original, so a listing taken
+// between the two holds both, and a reader should list again instead of taking it for
+// the store's state (a full build of it would find the original gone when it ends). A
+// process killed between the two renames leaves both until the next DropBefore retires
+// the original; past retentionMidwayFor readers take the listing as it is.
+func RetentionMidway(segs []Segment, now time.Time) bool {
+	listed := make(map[string]bool, len(segs))
+	for _, s := range segs {
+		listed[s.Name] = true
+	}
+	for _, s := range segs {
+		stem := strings.TrimSuffix(s.Name, ".parquet")
+		i := strings.LastIndex(stem, rewriteMarker)
+		if i < 0 || !isHex12(stem[i+len(rewriteMarker):]) || !listed[stem[:i]+".parquet"] {
+			continue
+		}
+		if info, err := os.Stat(s.Path); err == nil && now.Sub(info.ModTime()) < retentionMidwayFor {
+			return true
+		}
+	}
+	return false
+}
+
+// retentionMidwayFor bounds how long a rewrite listed beside its original is taken for a
+// DropBefore between its two renames (microseconds to a few fsyncs apart).
+const retentionMidwayFor = 30 * time.Second
+
 // RetentionOriginal gives the name of the segment that DropBefore's rewrites (of
 // rewrites) named name replace, or name itself when it is not a rewrite.
 func RetentionOriginal(name string) string {

@@ -115,3 +115,28 @@ func TestRetentionOriginal(t *testing.T) {
 	assert.Greater(t, once, newSegmentName(t0.Add(-time.Nanosecond)))
 	assert.Less(t, once, newSegmentName(t0.Add(time.Nanosecond)))
 }
+
+// A listing taken between DropBefore's two renames holds a rewrite beside its original:
+// RetentionMidway says so while the rewrite is recent, and not once either is alone.
+func TestRetentionMidway(t *testing.T) {
+	dir := t.TempDir()
+	seg := func(name string) Segment {
+		path := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(path, []byte("x"), 0o600))
+		return Segment{Path: path, Name: name, Size: 1}
+	}
+	now := time.Now()
+	before := seg(newSegmentName(now.Add(-time.Hour)))
+	orig := seg(newSegmentName(now))
+	after := seg(newSegmentName(now.Add(time.Second)))
+	rewrite := seg(rewriteName(orig.Name, now))
+	again := seg(rewriteName(rewrite.Name, now))
+
+	assert.False(t, RetentionMidway([]Segment{before, orig, after}, now), "no rewrite")
+	assert.True(t, RetentionMidway([]Segment{before, orig, rewrite, after}, now), "published, original not yet retired")
+	assert.False(t, RetentionMidway([]Segment{before, rewrite, after}, now), "original retired")
+	assert.True(t, RetentionMidway([]Segment{before, rewrite, again, after}, now), "a rewrite of a rewrite")
+	assert.False(t, RetentionMidway([]Segment{before, orig, again, after}, now), "a rewrite whose own original is gone")
+	assert.False(t, RetentionMidway([]Segment{before, orig, rewrite, after}, now.Add(time.Minute)),
+		"left by a process killed between the renames: taken as it is after a while")
+}
