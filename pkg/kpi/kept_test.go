@@ -409,19 +409,8 @@ func TestKeptFactsFileHoldsOnlyFacts(t *testing.T) {
 // is served, once the log holds checkpointWALBytes: not in its COMMIT, where DuckDB's own
 // threshold would put it (that threshold stays above, as the backstop).
 func TestCheckpointAfterServedIncrement(t *testing.T) {
-	k := newKeptSetup(t, 3_000)
+	k, e, walBytes := walSetup(t)
 	ctx := context.Background()
-	k.feed(2_000)
-	e, _ := k.open(k.factsDir)
-	wal := filepath.Join(kpi.KeptDir(e), "facts-g1.duckdb.wal")
-	walBytes := func() int64 {
-		fi, err := os.Stat(wal)
-		if os.IsNotExist(err) {
-			return 0
-		}
-		require.NoError(t, err)
-		return fi.Size()
-	}
 	// Below the size: the log stays (DuckDB's threshold is far above it).
 	k.feed(200)
 	require.NoError(t, e.Refresh(ctx))
@@ -444,19 +433,8 @@ func TestCheckpointAfterServedIncrement(t *testing.T) {
 // A checkpoint DuckDB refuses because a query is reading the snapshot is tried again at
 // the next look, even one that finds nothing new in the store.
 func TestCheckpointRefusedDuringAQueryIsRetried(t *testing.T) {
-	k := newKeptSetup(t, 3_000)
+	k, e, walBytes := walSetup(t)
 	ctx := context.Background()
-	k.feed(2_000)
-	e, _ := k.open(k.factsDir)
-	wal := filepath.Join(kpi.KeptDir(e), "facts-g1.duckdb.wal")
-	walBytes := func() int64 {
-		fi, err := os.Stat(wal)
-		if os.IsNotExist(err) {
-			return 0
-		}
-		require.NoError(t, err)
-		return fi.Size()
-	}
 	t.Cleanup(kpi.SetCheckpointWALBytes(1))
 	endRead, err := kpi.HoldSnapshotRead(e)
 	require.NoError(t, err)
@@ -470,4 +448,25 @@ func TestCheckpointRefusedDuringAQueryIsRetried(t *testing.T) {
 	endRead()
 	require.NoError(t, kpi.Look(e)) // nothing new in the store
 	require.Zero(t, walBytes(), "the next look checkpointed")
+}
+
+// walSetup is an engine keeping the facts of 2 000 events (of 3 000 to feed), and the
+// size of its facts file's write-ahead log.
+func walSetup(t *testing.T) (*keptSetup, *kpi.Engine, func() int64) {
+	k := newKeptSetup(t, 3_000)
+	k.feed(2_000)
+	e, _ := k.open(k.factsDir)
+	wal := filepath.Join(kpi.KeptDir(e), "facts-g1.duckdb.wal")
+	return k, e, func() int64 { return fileSize(t, wal) }
+}
+
+// fileSize is the size of the file at path, 0 if there is none.
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if os.IsNotExist(err) {
+		return 0
+	}
+	require.NoError(t, err)
+	return fi.Size()
 }
