@@ -220,10 +220,10 @@ func New(opts Options) (*Engine, error) {
 
 // watch looks at the store every CheckEvery (at least every 100 ms) once the first
 // snapshot exists, and at once when a store directory's segments folder changes (landed),
-// so new segments are
-// applied in the background: a query then finds the events acknowledged a few seconds
-// earlier, even if no query came in between (an alert rule evaluated every minute would
-// otherwise see them one evaluation late). The first build waits for the first query.
+// so new segments are applied in the background: a query then finds the events
+// acknowledged a few seconds earlier, even if no query came in between (an alert rule
+// evaluated every minute would otherwise see them one evaluation late). The first build
+// waits for the first query.
 func (e *Engine) watch() {
 	if e.opts.Source == nil {
 		return // the embedded demo store is regenerated on queries (DemoRefresh)

@@ -109,9 +109,7 @@ func RetentionMidway(segs []Segment, now time.Time) bool {
 		listed[s.Name] = true
 	}
 	for _, s := range segs {
-		stem := strings.TrimSuffix(s.Name, ".parquet")
-		i := strings.LastIndex(stem, rewriteMarker)
-		if i < 0 || !isHex12(stem[i+len(rewriteMarker):]) || !listed[stem[:i]+".parquet"] {
+		if replaced, ok := rewriteOf(s.Name); !ok || !listed[replaced] {
 			continue
 		}
 		if info, err := os.Stat(s.Path); err == nil && now.Sub(info.ModTime()) < retentionMidwayFor {
@@ -129,13 +127,23 @@ const retentionMidwayFor = 30 * time.Second
 // rewrites) named name replace, or name itself when it is not a rewrite.
 func RetentionOriginal(name string) string {
 	for {
-		stem := strings.TrimSuffix(name, ".parquet")
-		i := strings.LastIndex(stem, rewriteMarker)
-		if i < 0 || !isHex12(stem[i+len(rewriteMarker):]) {
+		replaced, ok := rewriteOf(name)
+		if !ok {
 			return name
 		}
-		name = stem[:i] + ".parquet"
+		name = replaced
 	}
+}
+
+// rewriteOf gives the name of the segment a rewrite named name replaces (one step), and
+// whether name is a rewrite at all.
+func rewriteOf(name string) (string, bool) {
+	stem := strings.TrimSuffix(name, ".parquet")
+	i := strings.LastIndex(stem, rewriteMarker)
+	if i < 0 || !isHex12(stem[i+len(rewriteMarker):]) {
+		return "", false
+	}
+	return stem[:i] + ".parquet", true
 }
 
 func isHex12(s string) bool {
