@@ -1092,7 +1092,10 @@ func startMemProbe(e *kpi.Engine) (stop func() *memProbe) {
 				}
 				if rss := procStatusMB("VmRSS:"); rss > top {
 					top = rss
-					log.DefaultLogger.Debug("rss maximum", "MB", rss, "anon MB", procStatusMB("RssAnon:"))
+					used, free := kpi.MallocStats()
+					_, _, jeResident, _ := kpi.DuckDBAllocatorStats()
+					log.DefaultLogger.Debug("rss maximum", "MB", rss, "anon MB", procStatusMB("RssAnon:"),
+						"c-used MB", used>>20, "c-free MB", free>>20, "je-resident MB", jeResident>>20)
 				}
 			}
 		}()

@@ -317,7 +317,7 @@ func (e *Engine) openDB(path string, memMB int, spill string, session []string, 
 	if session != nil {
 		// A serving instance checkpoints after it serves an increment (checkpointIfDue);
 		// DuckDB's own checkpoint in a COMMIT is only the backstop.
-		cfg.Set("checkpoint_threshold", fmt.Sprintf("%dMB", 4*checkpointWALBytes>>20))
+		cfg.Set("checkpoint_threshold", fmt.Sprintf("%dMB", 2*checkpointWALBytes>>20))
 	}
 	db, err := store.OpenDuckDB(path + "?" + cfg.Encode())
 	if err != nil {
@@ -984,8 +984,12 @@ func (e *Engine) serve(g *generation) {
 }
 
 // checkpointWALBytes is the write-ahead log size at which a served increment is followed
-// by a checkpoint: DuckDB's default checkpoint_threshold.
-var checkpointWALBytes int64 = 16 << 20
+// by a checkpoint: twice DuckDB's default checkpoint_threshold. Each checkpoint leaves
+// DuckDB's C++ heap larger (at 100M events +15-40 MB each, in the first hour at least), so
+// half as many kept the serving process at 306 / 377 MB RSS (average / peak) over 20
+// rounds of 500 events instead of 319-332 / 398-448 MB; 6 MB: 383 / 512 MB
+// (docs/BENCHMARKS.md, nineteenth session).
+var checkpointWALBytes int64 = 32 << 20
 
 // checkpointIfDue writes the write-ahead log of g's file into the file once the log holds
 // checkpointWALBytes. DuckDB would do it in the COMMIT that takes the log past its
@@ -993,7 +997,7 @@ var checkpointWALBytes int64 = 16 << 20
 // events are visible, every fourth increment at 100M events. Here the events are visible
 // first, and the checkpoint delays only events that land while it runs. A query running
 // at that moment makes DuckDB refuse it; the next look tries again (rebuildOnce), and
-// DuckDB's own threshold (four times this) is the backstop.
+// DuckDB's own threshold (twice this) is the backstop.
 func (e *Engine) checkpointIfDue(g *generation) {
 	fi, err := os.Stat(g.path + ".wal")
 	if err != nil || fi.Size() < checkpointWALBytes {

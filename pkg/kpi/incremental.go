@@ -311,7 +311,7 @@ func spanScan(cols string, runs []string) string {
 // increment's recomputed facts (scratchSchema) until they replace the stored rows. In the
 // facts file they were written to its write-ahead log and dropped again: half of the log
 // an increment wrote at 10M events (1.3 of 2.5 MB), so the checkpoint, due once the log
-// holds 16 MB (checkpointIfDue), came twice as often, and every statement creating one
+// holds 16 MB then (checkpointIfDue), came twice as often, and every statement creating one
 // synced the log to disk.
 const incrementDB = "bt_increment"
 
