@@ -245,6 +245,22 @@ func benchAllocatorDecay(b *testing.B) {
 	b.Logf("DuckDB's jemalloc decay: %d ms", kpi.DuckDBDecay())
 }
 
+// benchCheckpointMB applies BLUETICKS_BENCH_CHECKPOINT_MB, when set: the write-ahead log
+// size at which a served increment is followed by a checkpoint (checkpointIfDue; default
+// 32 MB). A small one gives many checkpoints in few rounds, to watch what each leaves.
+func benchCheckpointMB(b *testing.B) {
+	v := os.Getenv("BLUETICKS_BENCH_CHECKPOINT_MB")
+	if v == "" {
+		return
+	}
+	mb, err := strconv.Atoi(v)
+	if err != nil || mb < 1 {
+		b.Fatalf("BLUETICKS_BENCH_CHECKPOINT_MB=%q: want a whole number of MB, at least 1", v)
+	}
+	b.Cleanup(kpi.SetCheckpointWALBytes(int64(mb) << 20))
+	b.Logf("checkpoint once the log holds %d MB", mb)
+}
+
 // benchBuildMemoryMB is the full build's memory_limit: BLUETICKS_BENCH_BUILD_MEMORY_MB,
 // else the default.
 func benchBuildMemoryMB() int {
@@ -545,6 +561,7 @@ var _ = fmt.Sprint
 // case the first benchmarks measured). Reports p50/p99 of append-to-visible and peak RSS.
 func BenchmarkIncrement(b *testing.B) {
 	benchAllocatorDecay(b)
+	benchCheckpointMB(b)
 	base := benchStore(b)
 	dir := b.TempDir()
 	segs, err := store.ListSegments(base)
@@ -731,6 +748,7 @@ const (
 // heap profile at the end.
 func BenchmarkVisible(b *testing.B) {
 	benchAllocatorDecay(b)
+	benchCheckpointMB(b)
 	base := benchStore(b)
 	segs, err := store.ListSegments(base)
 	if err != nil {
@@ -828,7 +846,8 @@ func BenchmarkVisible(b *testing.B) {
 		defer kpi.SetMaxIncrementalShare(0)()
 	}
 	builds0 := st.FullBuilds
-	if os.Getenv("BLUETICKS_BENCH_MEMPROBE") == "1" {
+	probe := os.Getenv("BLUETICKS_BENCH_MEMPROBE") == "1"
+	if probe {
 		// Where the serving process's memory goes while it takes the rounds' increments.
 		stop := startMemProbe(e)
 		defer func() { stop().report(b) }()
@@ -910,6 +929,10 @@ func BenchmarkVisible(b *testing.B) {
 			dash = append(dash, took)
 		}
 		time.Sleep(500 * time.Millisecond) // traffic in bursts
+		if probe {
+			// Memory between rounds, in order: what each round (and checkpoint) leaves.
+			b.Logf("after round %d: %s", len(lat), memNow(e))
+		}
 	}
 	b.StopTimer()
 	lat.report(b)
@@ -1139,6 +1162,19 @@ func startMemProbe(e *kpi.Engine) (stop func() *memProbe) {
 		<-finished
 		return p
 	}
+}
+
+// memNow is one line of the process's memory now: resident, the C heap in use and freed
+// but kept, DuckDB's jemalloc resident, and DuckDB's own count.
+func memNow(e *kpi.Engine) string {
+	var duck int64
+	if db := e.DB(); db != nil {
+		_ = db.QueryRow("SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()").Scan(&duck)
+	}
+	used, free := kpi.MallocStats()
+	_, _, jeResident, _ := kpi.DuckDBAllocatorStats()
+	return fmt.Sprintf("rss %d MB, c-used %d MB, c-free %d MB, je-resident %d MB, duckdb %d MB",
+		procStatusMB("VmRSS:"), used>>20, free>>20, jeResident>>20, duck>>20)
 }
 
 func (p *memProbe) report(b *testing.B) {
