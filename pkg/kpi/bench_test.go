@@ -1137,13 +1137,7 @@ func startMemProbe(e *kpi.Engine) (stop func() *memProbe) {
 			p.rss = append(p.rss, procStatusMB("VmRSS:"))
 			p.anon = append(p.anon, procStatusMB("RssAnon:"))
 			p.file = append(p.file, procStatusMB("RssFile:"))
-			var duck int64
-			if db := e.DB(); db != nil {
-				ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-				_ = db.QueryRowContext(ctx, "SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()").Scan(&duck)
-				cancel()
-			}
-			p.duck = append(p.duck, duck>>20)
+			p.duck = append(p.duck, duckdbMemoryMB(e))
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
 			p.goHeap = append(p.goHeap, int64(ms.HeapInuse>>20))
@@ -1168,14 +1162,22 @@ func startMemProbe(e *kpi.Engine) (stop func() *memProbe) {
 // memNow is one line of the process's memory now: resident, the C heap in use and freed
 // but kept, DuckDB's jemalloc resident, and DuckDB's own count.
 func memNow(e *kpi.Engine) string {
-	var duck int64
-	if db := e.DB(); db != nil {
-		_ = db.QueryRow("SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()").Scan(&duck)
-	}
 	used, free := kpi.MallocStats()
 	_, _, jeResident, _ := kpi.DuckDBAllocatorStats()
 	return fmt.Sprintf("rss %d MB, c-used %d MB, c-free %d MB, je-resident %d MB, duckdb %d MB",
-		procStatusMB("VmRSS:"), used>>20, free>>20, jeResident>>20, duck>>20)
+		procStatusMB("VmRSS:"), used>>20, free>>20, jeResident>>20, duckdbMemoryMB(e))
+}
+
+// duckdbMemoryMB is DuckDB's own count of the serving snapshot's memory (duckdb_memory()),
+// in MB; 0 when there is no snapshot or it does not answer within 500 ms.
+func duckdbMemoryMB(e *kpi.Engine) int64 {
+	var duck int64
+	if db := e.DB(); db != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		_ = db.QueryRowContext(ctx, "SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()").Scan(&duck)
+		cancel()
+	}
+	return duck >> 20
 }
 
 func (p *memProbe) report(b *testing.B) {
