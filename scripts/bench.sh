@@ -17,6 +17,7 @@
 #   KEEP_PG=1 scripts/bench.sh                         # leave the cluster running afterwards
 #   FACTS_DIR=/tmp/bt-bench/facts scripts/bench.sh     # keep the engine's facts for the next run
 #   PREPARE_ONLY=1 scripts/bench.sh                    # generate and load, then stop
+#   EVENTS=100000000 PG_TIMEOUT=10m scripts/bench.sh   # cap each PostgreSQL query at 10 min
 #
 # Settings: EVENTS (10000000), ROUNDS (5), DAYS (7: the dashboard's range), BENCH_DIR,
 # STORE ($BENCH_DIR/store-$EVENTS), PGPORT (54329), MEMORY_MB (engine memory_limit, 0 =
@@ -24,7 +25,8 @@
 # the engine's facts there, as the plugin does: a later run opens them instead of a full
 # build, ~30 min at 100M; `blueticks query --store $STORE --facts-dir $FACTS_DIR ...` builds
 # them beforehand, e.g. while PostgreSQL loads), PREPARE_ONLY (generate the store and load
-# PostgreSQL, then stop), SKIP_PG, ONLY,
+# PostgreSQL, then stop), PG_TIMEOUT (a Go duration, e.g. 10m: PostgreSQL's statement_timeout
+# per query; a stopped query counts as that long and is reported as "> N"), SKIP_PG, ONLY,
 # KEEP_CSV (keep the CSV used for COPY), KEEP_PG (do not stop a cluster this run started), NDJSON (also export NDJSON for the size table).
 #
 # Needs: go; for PostgreSQL `apt-get install -y postgresql` (when run as root the cluster
@@ -185,7 +187,7 @@ rc=0
 "$BENCH_DIR/bin/compare" --store "$STORE" --rounds "$ROUNDS" --days "$DAYS" --memory-mb "$MEMORY_MB" \
   --raw-db "$BENCH_DIR/raw-$EVENTS.duckdb" --raw-memory-mb "$RAW_MEMORY_MB" --notes "$NOTES" \
   ${FACTS_DIR:+--facts-dir "$FACTS_DIR"} \
-  ${ONLY:+--only "$ONLY"} ${PSQL:+--psql "$PSQL"} > "$REPORT" || rc=$?
+  ${ONLY:+--only "$ONLY"} ${PSQL:+--psql "$PSQL"} ${PG_TIMEOUT:+--pg-timeout "$PG_TIMEOUT"} > "$REPORT" || rc=$?
 cat "$REPORT"
 say "report saved as $REPORT"
 

@@ -78,6 +78,7 @@ func main() {
 	dir := flag.String("store", "", "store directory")
 	rounds := flag.Int("rounds", 5, "timed rounds (each runs every query on every side once)")
 	psql := flag.String("psql", "", "psql connection string; empty skips PostgreSQL")
+	pgTimeout := flag.Duration("pg-timeout", 0, "PostgreSQL statement_timeout per query (0: none); a query stopped by it counts as this long and is reported as a lower bound (\"> N\")")
 	days := flag.Int("days", 7, "range length, ending just after the newest event (the dashboard's now-7d)")
 	memMB := flag.Int("memory-mb", 0, "engine memory_limit in MB (0: the engine's default)")
 	rawDB := flag.String("raw-db", "", "DuckDB file for the raw events table, loaded once and reused while the store is unchanged (empty: in memory)")
@@ -175,7 +176,7 @@ func main() {
 		case "duckdb":
 			return runDuckDB(raw, bind(dq[q.name], f, t))
 		default:
-			return runPostgres(*psql, bind(pq[q.name], f, t))
+			return runPostgres(*psql, bind(pq[q.name], f, t), *pgTimeout)
 		}
 	}
 
@@ -187,6 +188,11 @@ func main() {
 		ok := true
 		for _, side := range sides {
 			a, ms, err := runSide(side, q, from, to)
+			if errors.Is(err, errTimedOut) {
+				rep.unfinished = append(rep.unfinished, fmt.Sprintf("`%s` on %s: not finished within %s, so its answer was not checked", q.name, side, pgTimeout.String()))
+				fmt.Fprintf(os.Stderr, "  check %-19s %-8s > %.0f ms (stopped by --pg-timeout)\n", q.name, side, ms)
+				continue
+			}
 			if err != nil {
 				rep.failures = append(rep.failures, fmt.Sprintf("`%s` on %s: error: %v", q.name, side, oneLine(err.Error())))
 				ok = false
@@ -199,6 +205,9 @@ func main() {
 			continue
 		}
 		for _, side := range sides[1:] {
+			if _, ran := answers[side]; !ran {
+				continue // stopped by --pg-timeout (recorded above)
+			}
 			if d := diff(answers["engine"], answers[side]); len(d) > 0 {
 				ok = false
 				rep.failures = append(rep.failures, fmt.Sprintf("`%s`: %s differs from the engine: %s", q.name, side, strings.Join(d, "; ")))
@@ -226,15 +235,19 @@ func main() {
 			for k := range sides {
 				side := sides[(k+round+qi)%len(sides)]
 				_, ms, err := runSide(side, q, f, t)
-				must(err)
+				stopped := errors.Is(err, errTimedOut)
+				if !stopped {
+					must(err)
+				}
 				times[q.name][side] = append(times[q.name][side], ms)
-				line = append(line, fmt.Sprintf("%s %.1f ms", side, ms))
+				line = append(line, fmt.Sprintf("%s %s%.1f ms", side, map[bool]string{true: "> "}[stopped], ms))
 			}
 			fmt.Fprintf(os.Stderr, "round %d/%d %-19s %s\n", round+1, *rounds, q.name, strings.Join(line, ", "))
 		}
 	}
 	rep.loadEnd = loadAvg()
 	rep.finished = time.Now()
+	rep.pgTimeoutMS = float64(pgTimeout.Milliseconds())
 	rep.print(os.Stdout, good, sides, times, *rounds, *notes)
 	if len(rep.failures) > 0 {
 		os.Exit(1)
@@ -601,8 +614,13 @@ func runDuckDB(db *sql.DB, text string) (answer, float64, error) {
 
 var timingRe = regexp.MustCompile(`Time: ([0-9.]+) ms`)
 
-// runPostgres runs one statement through psql: CSV to a file, \timing to stdout.
-func runPostgres(conn, text string) (answer, float64, error) {
+// errTimedOut: PostgreSQL cancelled the statement at --pg-timeout.
+var errTimedOut = errors.New("stopped by statement_timeout")
+
+// runPostgres runs one statement through psql: CSV to a file, \timing to stdout. With a
+// timeout > 0 the statement runs under that statement_timeout; when it is cancelled the
+// error is errTimedOut and the time is the timeout.
+func runPostgres(conn, text string, timeout time.Duration) (answer, float64, error) {
 	f, err := os.CreateTemp("", "bt-compare-*.csv")
 	if err != nil {
 		return nil, 0, err
@@ -610,9 +628,17 @@ func runPostgres(conn, text string) (answer, float64, error) {
 	path := f.Name()
 	f.Close()
 	defer os.Remove(path)
-	cmd := exec.Command("psql", conn, "-X", "-q", "--csv", "-v", "ON_ERROR_STOP=1", "-o", path, "-c", `\timing on`, "-c", text)
+	args := []string{conn, "-X", "-q", "--csv", "-v", "ON_ERROR_STOP=1", "-o", path}
+	if timeout > 0 {
+		args = append(args, "-c", fmt.Sprintf("SET statement_timeout = %d", timeout.Milliseconds()))
+	}
+	args = append(args, "-c", `\timing on`, "-c", text)
+	cmd := exec.Command("psql", args...)
 	cmd.Env = append(os.Environ(), "PGTZ=UTC")
 	out, err := cmd.CombinedOutput()
+	if err != nil && timeout > 0 && bytes.Contains(out, []byte("canceling statement due to statement timeout")) {
+		return nil, float64(timeout.Milliseconds()), errTimedOut
+	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("psql: %v: %s", err, out)
 	}
@@ -735,6 +761,8 @@ type report struct {
 	rawMemory, pgVersion string
 	from, to             time.Time
 	failures             []string
+	unfinished           []string // queries stopped by --pg-timeout in the check round
+	pgTimeoutMS          float64
 	rows                 []int
 }
 
@@ -766,7 +794,11 @@ func (r *report) print(w *os.File, good []benchQuery, sides []string, times map[
 			w.Write(b)
 		}
 	}
-	fmt.Fprintf(w, "- method: answers checked equal on every side (1e-9 relative) before timing; then %d rounds, sides alternating, each round on a range 1 ms later (no cache can answer); times are medians in ms (engine and DuckDB: in-process wall time incl. fetching rows; PostgreSQL: psql \\timing)\n\n", rounds)
+	fmt.Fprintf(w, "- method: answers checked equal on every side (1e-9 relative) before timing; then %d rounds, sides alternating, each round on a range 1 ms later (no cache can answer); times are medians in ms (engine and DuckDB: in-process wall time incl. fetching rows; PostgreSQL: psql \\timing)", rounds)
+	if r.pgTimeoutMS > 0 {
+		fmt.Fprintf(w, "; PostgreSQL queries run under statement_timeout %s, and one stopped by it counts as that long", time.Duration(r.pgTimeoutMS*float64(time.Millisecond)))
+	}
+	fmt.Fprint(w, "\n\n")
 	hasPG := len(sides) == 3
 	fmt.Fprint(w, "| panel | query | engine (ms) | raw DuckDB (ms) | DuckDB ÷ engine |")
 	if hasPG {
@@ -778,6 +810,7 @@ func (r *report) print(w *os.File, good []benchQuery, sides []string, times map[
 	}
 	fmt.Fprintln(w)
 	var sumE, sumD, sumP float64
+	pgCapped := false
 	for _, q := range good {
 		en, du := median(times[q.name]["engine"]), median(times[q.name]["duckdb"])
 		sumE += en
@@ -786,16 +819,29 @@ func (r *report) print(w *os.File, good []benchQuery, sides []string, times map[
 		if hasPG {
 			pg := median(times[q.name]["postgres"])
 			sumP += pg
-			fmt.Fprintf(w, " %s | %s |", fmtMS(pg), ratio(pg, en))
+			// A median at the timeout means at least half the runs were stopped by it:
+			// the real time, and so the ratio, is a lower bound.
+			more := ""
+			if r.pgTimeoutMS > 0 && pg >= r.pgTimeoutMS {
+				more, pgCapped = "> ", true
+			}
+			fmt.Fprintf(w, " %s%s | %s%s |", more, fmtMS(pg), more, ratio(pg, en))
 		}
 		fmt.Fprintln(w)
 	}
 	if len(good) > 1 {
 		fmt.Fprintf(w, "| **all %d, one after another** | | %s | %s | %s |", len(good), fmtMS(sumE), fmtMS(sumD), ratio(sumD, sumE))
 		if hasPG {
-			fmt.Fprintf(w, " %s | %s |", fmtMS(sumP), ratio(sumP, sumE))
+			more := map[bool]string{true: "> "}[pgCapped]
+			fmt.Fprintf(w, " %s%s | %s%s |", more, fmtMS(sumP), more, ratio(sumP, sumE))
 		}
 		fmt.Fprintln(w)
+	}
+	if len(r.unfinished) > 0 || pgCapped {
+		fmt.Fprintf(w, "\n**Stopped by the PostgreSQL timeout (%s; \"> \" marks a median at it, a lower bound):**\n\n", time.Duration(r.pgTimeoutMS*float64(time.Millisecond)))
+		for _, u := range r.unfinished {
+			fmt.Fprintf(w, "- %s\n", u)
+		}
 	}
 	if len(r.failures) > 0 {
 		fmt.Fprintf(w, "\n**Answers differ (left out of the table):**\n\n")
