@@ -89,11 +89,11 @@ func TestBuildProcessMatchesInProcess(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 4, res.Merged)
 	// Stepped by Refresh: no look when a segment lands (the two appended below make one increment).
-	child, err := kpi.New(kpi.Options{Source: src, Threads: 2, NoChangeNotices: true})
+	child, err := kpi.New(kpi.Options{Source: src, Threads: 2, CheckEvery: time.Hour, NoChangeNotices: true})
 	require.NoError(t, err)
 	defer child.Close()
 	require.True(t, kpi.BuildsInChild(child), "TestMain called BuildProcessMain")
-	inProc, err := kpi.New(kpi.Options{Source: src, Threads: 2, NoChangeNotices: true})
+	inProc, err := kpi.New(kpi.Options{Source: src, Threads: 2, CheckEvery: time.Hour, NoChangeNotices: true})
 	require.NoError(t, err)
 	defer inProc.Close()
 	kpi.BuildInProcess(inProc)

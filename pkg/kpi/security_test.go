@@ -398,9 +398,11 @@ func TestTimeoutInterruptsDuckDB(t *testing.T) {
 		assert.ErrorIs(t, err, context.DeadlineExceeded)
 	})
 	t.Run("the next query answers", func(t *testing.T) {
+		// Not a speed check: an uninterrupted `heavy` would hold DuckDB's threads for
+		// many minutes, so 10 s still tells; 1 s failed on a loaded machine (1.4 s).
 		start := time.Now()
 		assert.Equal(t, "6", s.scalar(t, "SELECT count(*) FROM events"))
-		assert.Less(t, time.Since(start), time.Second)
+		assert.Less(t, time.Since(start), 10*time.Second)
 	})
 }
 
