@@ -33,12 +33,12 @@ npm run build
 npm run validate
 
 step "go vet"
-go vet ./pkg/... ./tests/...
+go vet ./pkg/... ./scripts/... ./tests/...
 
 step "go test"
 export BLUETICKS_PLUGIN_BINARY="$ROOT/dist/gpx_blueticks_linux_amd64"
 export BLUETICKS_STATIC_BINARY="$ROOT/dist/gpx_blueticks_linux_amd64"
-go test -count=1 -timeout 20m ./pkg/... ./tests/...
+go test -count=1 -timeout 20m ./pkg/... ./scripts/... ./tests/...
 
 if [[ ${BLUETICKS_SKIP_E2E:-0} != 1 ]]; then
   step "end to end in a real Grafana"

@@ -240,14 +240,14 @@ func main() {
 					must(err)
 				}
 				times[q.name][side] = append(times[q.name][side], ms)
-				line = append(line, fmt.Sprintf("%s %s%.1f ms", side, map[bool]string{true: "> "}[stopped], ms))
+				line = append(line, fmt.Sprintf("%s %s%.1f ms", side, atLeast(stopped), ms))
 			}
 			fmt.Fprintf(os.Stderr, "round %d/%d %-19s %s\n", round+1, *rounds, q.name, strings.Join(line, ", "))
 		}
 	}
 	rep.loadEnd = loadAvg()
 	rep.finished = time.Now()
-	rep.pgTimeoutMS = float64(pgTimeout.Milliseconds())
+	rep.pgTimeout = *pgTimeout
 	rep.print(os.Stdout, good, sides, times, *rounds, *notes)
 	if len(rep.failures) > 0 {
 		os.Exit(1)
@@ -762,7 +762,7 @@ type report struct {
 	from, to             time.Time
 	failures             []string
 	unfinished           []string // queries stopped by --pg-timeout in the check round
-	pgTimeoutMS          float64
+	pgTimeout            time.Duration
 	rows                 []int
 }
 
@@ -795,8 +795,8 @@ func (r *report) print(w *os.File, good []benchQuery, sides []string, times map[
 		}
 	}
 	fmt.Fprintf(w, "- method: answers checked equal on every side (1e-9 relative) before timing; then %d rounds, sides alternating, each round on a range 1 ms later (no cache can answer); times are medians in ms (engine and DuckDB: in-process wall time incl. fetching rows; PostgreSQL: psql \\timing)", rounds)
-	if r.pgTimeoutMS > 0 {
-		fmt.Fprintf(w, "; PostgreSQL queries run under statement_timeout %s, and one stopped by it counts as that long", time.Duration(r.pgTimeoutMS*float64(time.Millisecond)))
+	if r.pgTimeout > 0 {
+		fmt.Fprintf(w, "; PostgreSQL queries run under statement_timeout %s, and one stopped by it counts as that long", r.pgTimeout)
 	}
 	fmt.Fprint(w, "\n\n")
 	hasPG := len(sides) == 3
@@ -821,24 +821,21 @@ func (r *report) print(w *os.File, good []benchQuery, sides []string, times map[
 			sumP += pg
 			// A median at the timeout means at least half the runs were stopped by it:
 			// the real time, and so the ratio, is a lower bound.
-			more := ""
-			if r.pgTimeoutMS > 0 && pg >= r.pgTimeoutMS {
-				more, pgCapped = "> ", true
-			}
-			fmt.Fprintf(w, " %s%s | %s%s |", more, fmtMS(pg), more, ratio(pg, en))
+			capped := r.pgTimeout > 0 && pg >= float64(r.pgTimeout.Milliseconds())
+			pgCapped = pgCapped || capped
+			fmt.Fprintf(w, " %s%s | %s%s |", atLeast(capped), fmtMS(pg), atLeast(capped), ratio(pg, en))
 		}
 		fmt.Fprintln(w)
 	}
 	if len(good) > 1 {
 		fmt.Fprintf(w, "| **all %d, one after another** | | %s | %s | %s |", len(good), fmtMS(sumE), fmtMS(sumD), ratio(sumD, sumE))
 		if hasPG {
-			more := map[bool]string{true: "> "}[pgCapped]
-			fmt.Fprintf(w, " %s%s | %s%s |", more, fmtMS(sumP), more, ratio(sumP, sumE))
+			fmt.Fprintf(w, " %s%s | %s%s |", atLeast(pgCapped), fmtMS(sumP), atLeast(pgCapped), ratio(sumP, sumE))
 		}
 		fmt.Fprintln(w)
 	}
 	if len(r.unfinished) > 0 || pgCapped {
-		fmt.Fprintf(w, "\n**Stopped by the PostgreSQL timeout (%s; \"> \" marks a median at it, a lower bound):**\n\n", time.Duration(r.pgTimeoutMS*float64(time.Millisecond)))
+		fmt.Fprintf(w, "\n**Stopped by the PostgreSQL timeout (%s; \"> \" marks a median at it, a lower bound):**\n\n", r.pgTimeout)
 		for _, u := range r.unfinished {
 			fmt.Fprintf(w, "- %s\n", u)
 		}
@@ -850,6 +847,14 @@ func (r *report) print(w *os.File, good []benchQuery, sides []string, times map[
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// atLeast marks a time or ratio that is a lower bound.
+func atLeast(lowerBound bool) string {
+	if lowerBound {
+		return "> "
+	}
+	return ""
 }
 
 func fmtMS(v float64) string {
