@@ -35,7 +35,7 @@ touched AS ( -- clicks and replies credited to a message of the range
     AND c.ts >= e.ts - INTERVAL '24 hours' AND c.message_id IN (SELECT message_id FROM msg)
 ),
 -- Joins, not `message_id IN (st UNION touched)` in the select list: PostgreSQL hashes such an
--- IN only while it fits work_mem, and at 100M events (2.1M messages a week) it ran a subplan
+-- IN only while it fits work_mem, and at 100M events (~3M messages a week) it ran a subplan
 -- per message instead (not finished after 8 min).
 m AS (
   SELECT st.message_id IS NOT NULL OR t.message_id IS NOT NULL AS d
