@@ -108,12 +108,16 @@ func setDuckDBDecay(ms int) bool { return C.bt_je_decay(C.ssize_t(ms)) == 0 }
 // duckdbDecay reads arena 0's dirty decay in milliseconds (-2: no jemalloc to ask).
 func duckdbDecay() int { return int(C.bt_je_decay_now()) }
 
-// servingDecayMS is how long DuckDB's jemalloc keeps freed pages in the serving process.
-// Its default, 1000 ms, held ~30 MB more on average at 10M events while increments ran;
-// 0 held ~75 MB less but made each increment ~1.3 s slower (madvise and page faults on
-// every buffer DuckDB evicts and reads again); 100 ms cost nothing measurable
-// (docs/BENCHMARKS.md, thirteenth session).
-const servingDecayMS = 100
+// servingDecayMS is how long DuckDB's jemalloc keeps freed pages in the serving process:
+// 1000 ms, jemalloc's default, set here so that a DuckDB release changing it does not
+// change it silently. Panel queries allocate a few MB of working memory each (hash
+// tables) and free it at the end; pages handed back in between are faulted in again by
+// the next query. At 100 ms (until 2026-12-07) the overview's Campaigns panel took 20-25
+// ms instead of 7-10 ms, and the whole dashboard 66-93 ms instead of 37-56 ms, at 10M and
+// 100M events on a VM where page faults are dear; the process held ~19 MB less on
+// average while increments ran at 10M, ~20 MB less at its peaks at 100M. 0 costs
+// increments ~1.3 s more (docs/BENCHMARKS.md, thirteenth and twenty-second sessions).
+const servingDecayMS = 1000
 
 // servingAllocatorDecay sets servingDecayMS, once, in the serving process (New); a full
 // build's child process keeps jemalloc's default.

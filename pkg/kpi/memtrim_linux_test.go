@@ -41,7 +41,7 @@ func TestDuckDBDecaySet(t *testing.T) {
 	require.True(t, setDuckDBDecay(250))
 	require.Equal(t, 250, duckdbDecay())
 
-	setDuckDBDecay(1000)
+	// The decay is 250 ms now, not servingDecayMS: only New can make the check below pass.
 	servingAllocatorDecay = sync.OnceFunc(func() { setDuckDBDecay(servingDecayMS) }) // as at the start of a process
 	e, err := New(Options{})
 	require.NoError(t, err)
