@@ -166,7 +166,6 @@ type generation struct {
 
 // New opens an engine. The first query (or Refresh) builds the facts.
 func New(opts Options) (*Engine, error) {
-	largeBlocksFromMmap()
 	servingAllocatorDecay()
 	if opts.MemoryLimitMB <= 0 {
 		opts.MemoryLimitMB = DefaultMemoryLimitMB

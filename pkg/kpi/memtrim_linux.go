@@ -91,14 +91,11 @@ func duckdbAllocatorStats() (allocated, active, resident, metadata int64) {
 // the size of its largest build (docs/BENCHMARKS.md).
 func releaseFreedMemory() { C.malloc_trim(0) }
 
-// largeBlocksFromMmap makes the C heap serve every allocation of 128 KiB or more from
-// mmap, and so return it to the system when freed. By default glibc raises that threshold
-// each time such a block is freed, up to 32 MiB, after which freed blocks stay in its
-// arenas. DuckDB's buffers and working memory come from its own jemalloc, not from here;
-// what glibc serves is DuckDB's C++ objects and vectors and the driver's copies (~40 MB
-// in use at 10M events, with 8–14 MB freed but kept: docs/BENCHMARKS.md, twelfth
-// session). Process-wide; the serving engine sets it (New), a build's child does not.
-var largeBlocksFromMmap = sync.OnceFunc(func() { C.mallopt(C.M_MMAP_THRESHOLD, 128<<10) })
+// glibc's own thresholds are left as they are. Fixed at 128 KiB (eleventh to twenty-first
+// sessions), M_MMAP_THRESHOLD made each of DuckDB's larger C++ allocations a fresh mapping,
+// faulted in page by page: at 100M events an update made ~3× the page faults and took
+// ~1.5 s longer, for ~10 MB less RSS on average (docs/BENCHMARKS.md, twenty-second
+// session).
 
 // setDuckDBDecay sets how many milliseconds DuckDB's jemalloc keeps pages it freed before
 // giving them back to the system (its default, 1000, lets a busy process hold ~50 MB it

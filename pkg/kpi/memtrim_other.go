@@ -5,9 +5,6 @@ package kpi
 // releaseFreedMemory is a no-op where the C library has no malloc_trim.
 func releaseFreedMemory() {}
 
-// largeBlocksFromMmap is a no-op where the C library has no mallopt.
-func largeBlocksFromMmap() {}
-
 // mallocStats reports nothing where the C library has no mallinfo2.
 func mallocStats() (inUse, free int64) { return 0, 0 }
 
