@@ -109,7 +109,10 @@ type Engine struct {
 	// Increments in a row that ran out of memoryLimitMB (tryIncrement): retried at the next
 	// looks, up to maxIncrementMemoryRetries, before a full build decides.
 	incrementMemoryFailures int
-	closed                  atomic.Bool
+	// roomyRetry: the next increment of the current snapshot runs on an instance with twice
+	// memoryLimitMB, the last one having run out of it (tryIncrement).
+	roomyRetry bool
+	closed     atomic.Bool
 	// Why the store's changes are not served: the last look at the store failed (lookErr,
 	// cleared by the next good look), or the last full build in the background did
 	// (buildErr, cleared by a good build). The health check shows them.
@@ -322,7 +325,7 @@ func (e *Engine) openDB(path string, memMB int, spill string, session []string, 
 	if err != nil {
 		return nil, err
 	}
-	inst := openInstance{spill: spill}
+	inst := openInstance{spill: spill, memMB: memMB}
 	if session != nil {
 		if inst.inc, err = newIncrementConn(db, session); err != nil {
 			db.Close()
@@ -347,6 +350,7 @@ func (e *Engine) openDB(path string, memMB int, spill string, session []string, 
 // that serves a generation, the connection increments run on.
 type openInstance struct {
 	spill string
+	memMB int
 	inc   *incrementConn
 }
 
@@ -408,9 +412,10 @@ func (e *Engine) incrementConn(ctx context.Context, db *sql.DB) (*sql.Conn, func
 }
 
 // openServing opens generation g's file to serve queries and take increments, with
-// memoryLimitMB, and incrementSettings on the connection increments run on.
-func (e *Engine) openServing(g *generation) (*sql.DB, error) {
-	return e.openDB(g.path, e.opts.MemoryLimitMB, "spill-"+g.schema, incrementSettings)
+// memMB of memory (memoryLimitMB, or twice that for an increment that did not fit it:
+// tryIncrement), and incrementSettings on the connection increments run on.
+func (e *Engine) openServing(g *generation, memMB int) (*sql.DB, error) {
+	return e.openDB(g.path, memMB, "spill-"+g.schema, incrementSettings)
 }
 
 // incrementSettings are the session settings of the connection increments run on.
@@ -980,6 +985,7 @@ func (e *Engine) serve(g *generation) {
 	e.cur.Store(g)
 	e.cache.clear()
 	e.checkpointIfDue(g)
+	trimCHeap()
 }
 
 // checkpointWALBytes is the write-ahead log size at which a served increment is followed
@@ -991,28 +997,78 @@ func (e *Engine) serve(g *generation) {
 var checkpointWALBytes int64 = 32 << 20
 
 // checkpointIfDue writes the write-ahead log of g's file into the file once the log holds
-// checkpointWALBytes. DuckDB would do it in the COMMIT that takes the log past its
-// threshold, before the increment is served: 0.6-1.0 s more before that increment's
-// events are visible, every fourth increment at 100M events. Here the events are visible
-// first, and the checkpoint delays only events that land while it runs. A query running
-// at that moment makes DuckDB refuse it; the next look tries again (rebuildOnce), and
-// DuckDB's own threshold (twice this) is the backstop.
+// checkpointWALBytes, then serves g from a new instance (reopen). DuckDB would checkpoint
+// in the COMMIT that takes the log past its threshold, before the increment is served:
+// 0.6-1.0 s more before that increment's events are visible, every fourth increment at
+// 100M events. Here the events are visible first, and the checkpoint delays only events
+// that land while it runs. A query running at that moment makes DuckDB refuse it; the
+// next look tries again (rebuildOnce), and DuckDB's own threshold (twice this) is the
+// backstop. An instance opened with more than memoryLimitMB (tryIncrement) checkpoints
+// after the increment it was opened for, whatever its log, to go back to the limit.
 func (e *Engine) checkpointIfDue(g *generation) {
+	e.openMu.Lock()
+	roomy := e.open[g.db].memMB > e.opts.MemoryLimitMB
+	e.openMu.Unlock()
 	fi, err := os.Stat(g.path + ".wal")
-	if err != nil || fi.Size() < checkpointWALBytes {
+	if !roomy && (err != nil || fi.Size() < checkpointWALBytes) {
 		return
+	}
+	var walBytes int64
+	if err == nil {
+		walBytes = fi.Size()
 	}
 	conn, release, err := e.incrementConn(e.life, g.db)
 	if err != nil {
 		return
 	}
-	defer release()
 	start := time.Now()
-	if _, err := conn.ExecContext(e.life, "CHECKPOINT"); err != nil {
-		log.DefaultLogger.Debug("checkpoint put off", "wal bytes", fi.Size(), "error", firstLine{err})
+	// What the allocators keep of the increments goes back first: the checkpoint's own
+	// memory (tens of MB at 100M events) then does not come on top of it.
+	releaseFreedMemory()
+	_, err = conn.ExecContext(e.life, "CHECKPOINT")
+	release()
+	if err != nil {
+		log.DefaultLogger.Debug("checkpoint put off", "wal bytes", walBytes, "error", firstLine{err})
 		return
 	}
-	log.DefaultLogger.Debug("checkpoint", "wal bytes", fi.Size(), "took", time.Since(start))
+	log.DefaultLogger.Debug("checkpoint", "wal bytes", walBytes, "took", time.Since(start))
+	e.reopen(g, e.opts.MemoryLimitMB)
+}
+
+// reopen serves g from a new DuckDB instance on the same file, with memMB of memory, and
+// returns the generation it serves (nil if the file could not be opened again). An
+// instance keeps, for as long as it is open, the storage metadata of every column
+// segment its statements have read, and an entry in its buffer pool's eviction queues
+// for every temporary buffer freed since (docs/BENCHMARKS.md, twentieth session);
+// checkpoints add to both. At 100M events that took its C++ heap from ~50 to ~140 MB
+// over 60 increments, and the process past 400 MB RSS at its peaks; a new instance holds
+// only what the statements after it read. Call with the rebuild lock held and g current;
+// closing checkpoints what the write-ahead log holds, so opening replays nothing. Queries
+// wait meanwhile (0.2-0.4 s at 100M events after a checkpoint) and then read the same
+// snapshot.
+func (e *Engine) reopen(g *generation, memMB int) *generation {
+	start := time.Now()
+	g.inUse.Lock() // waits for the queries reading g; new ones wait for the new instance
+	defer g.inUse.Unlock()
+	g.stmts.close()
+	if err := e.closeDB(g.db, g.path, false); err != nil {
+		log.DefaultLogger.Warn("closing the facts' instance to open it again", "error", err)
+	}
+	db, err := e.openServing(g, memMB)
+	if err != nil {
+		// No instance serves g now: the next query's look opens the kept facts again or
+		// builds them anew, and the health check says why meanwhile.
+		err = fmt.Errorf("open the facts again: %w", err)
+		log.DefaultLogger.Error("no snapshot to serve", "error", err)
+		e.lookErr.Store(&err)
+		e.cur.Store(nil)
+		return nil
+	}
+	next := *g
+	next.db, next.stmts = db, newStmtCache(db)
+	e.cur.Store(&next)
+	log.DefaultLogger.Debug("facts opened again", "memoryLimitMB", memMB, "took", time.Since(start))
+	return &next
 }
 
 // fullBuildHook, when set (tests), runs in each full build in the background (not the
@@ -1045,7 +1101,7 @@ func (e *Engine) fullBuild(ctx context.Context, g *generation, files []store.Seg
 		}
 		return err
 	}
-	if g.db, err = e.openServing(g); err != nil {
+	if g.db, err = e.openServing(g, e.opts.MemoryLimitMB); err != nil {
 		removeDBFiles(g.path)
 		return err
 	}

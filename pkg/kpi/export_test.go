@@ -203,6 +203,7 @@ func SetKeptWait(d time.Duration) func() {
 // SetDuckDBDecay sets DuckDB's jemalloc decay (ms) for every arena; DuckDBDecay reads it.
 func SetDuckDBDecay(ms int) bool { return setDuckDBDecay(ms) }
 func DuckDBDecay() int           { return duckdbDecay() }
+func DuckDBMuzzyDecay() int      { return duckdbMuzzyDecay() }
 
 // ServingAllocatorDecay applies the serving process's decay now, as New does once, so a
 // decay set after it stays.

@@ -364,6 +364,15 @@ func (e *Engine) tryIncrement(ctx context.Context, old *generation, files []stor
 	if !allowStale && float64(old.added) > maxIncrementalShare*float64(max(old.full, 1)) {
 		return nil, true, nil
 	}
+	if e.roomyRetry && old == e.cur.Load() {
+		// The last attempt ran out of memoryLimitMB, with nothing else running beside it
+		// at times (seen at 100M events with 128 MB): this one runs on an instance with
+		// twice that, which goes back to the limit once it is served (checkpointIfDue).
+		e.roomyRetry = false
+		if old = e.reopen(old, 2*e.opts.MemoryLimitMB); old == nil {
+			return nil, false, errors.New("the facts could not be opened again to retry an increment with more memory")
+		}
+	}
 	conn, release, err := e.incrementConn(ctx, old.db)
 	if err != nil {
 		return nil, false, err
@@ -421,10 +430,12 @@ func (e *Engine) tryIncrement(ctx context.Context, old *generation, files []stor
 			return nil, true, err
 		}
 		if isOutOfMemory(err) && e.incrementMemoryFailures < maxIncrementMemoryRetries {
-			// Rolled back. The queries running beside it held part of memoryLimitMB: the
-			// same increment fits at the next look (seen at 10M with a 128 MB limit while
-			// a dashboard refreshed), where a full build would take minutes to hours.
+			// Rolled back. The queries running beside it may have held part of
+			// memoryLimitMB (seen at 10M with a 128 MB limit while a dashboard refreshed),
+			// or it needs more by itself: the next look tries it again with twice the
+			// limit, where a full build would take minutes to hours.
 			e.incrementMemoryFailures++
+			e.roomyRetry = old == e.cur.Load()
 			log.DefaultLogger.Warn("applying new segments ran out of memoryLimitMB; trying again at the next look",
 				"memoryLimitMB", e.opts.MemoryLimitMB, "attempt", e.incrementMemoryFailures, "error", firstLine{err})
 			return nil, true, errRetryIncrement

@@ -532,6 +532,62 @@ func TestIncrementOutOfMemoryRetried(t *testing.T) {
 	compare("after the full build")
 }
 
+// An increment that ran out of memoryLimitMB is tried again on an instance opened with
+// twice the limit (it may need more by itself: seen at 100M events with 128 MB), which
+// goes back to the limit once that increment is served.
+func TestIncrementRetriedWithTwiceTheMemory(t *testing.T) {
+	oom := outOfMemory(t)
+	rng, end := seededRand(t), time.Date(2026, 3, 30, 13, 17, 0, 0, time.UTC)
+	w, src, inc := incrementalStore(t)
+	ctx := context.Background()
+	appendN := eventFeed(t, w, demoEvents(t, rng, 4_000, 6, end)) // about as many as asked
+	memoryLimit := func() string {
+		t.Helper()
+		var v string
+		require.NoError(t, inc.DB().QueryRowContext(ctx, "SELECT current_setting('memory_limit')").Scan(&v))
+		return v
+	}
+	appendN(2_000)
+	require.NoError(t, inc.Refresh(ctx))
+	limit := memoryLimit()
+	first := inc.DB()
+
+	var left atomic.Int32
+	var seen atomic.Value // the memory limit of the instance an attempt runs on
+	t.Cleanup(kpi.FailIncrements(func(stmt string) error {
+		if !strings.HasPrefix(stmt, "INSERT INTO g") {
+			return nil
+		}
+		var v string
+		if err := inc.DB().QueryRowContext(ctx, "SELECT current_setting('memory_limit')").Scan(&v); err == nil {
+			seen.Store(v)
+		}
+		if left.Add(-1) >= 0 {
+			return oom
+		}
+		return nil
+	}))
+	before := kpi.SnapshotEvents(inc)
+	left.Store(1)
+	appendN(-1)
+	require.NoError(t, kpi.Look(inc))
+	require.Equal(t, limit, seen.Load(), "the first attempt runs within the limit")
+	require.Equal(t, before, kpi.SnapshotEvents(inc), "rolled back")
+	require.NoError(t, kpi.Look(inc))
+	roomy := seen.Load().(string)
+	require.NotEqual(t, limit, roomy, "the retry runs with more memory")
+	st, err := inc.Stats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, st.Increments, "the retry is served")
+	require.Equal(t, 1, st.FullBuilds, "no full build but the first")
+	require.Equal(t, limit, memoryLimit(), "back to the limit once served")
+	require.NotSame(t, first, inc.DB())
+	requireMatchesFullBuild(t, "retried with more memory", src, inc, []string{
+		`{"queryType":"table","metrics":["sent","delivered","read","clicks","conversions","revenue","reply_rate"],"groupBy":["campaign"],"limit":500}`,
+		`{"queryType":"timeseries","metrics":["sent","delivery_rate","block_rate","conversations"],"bucket":"1h"}`,
+	}, end.AddDate(0, 0, -7), end.Add(time.Hour))
+}
+
 // TestSpanRuns: the time runs an increment scans for its keys cover every span, are
 // disjoint and ordered, join spans less than an hour apart and number at most
 // MaxSpanRuns however many spans come.

@@ -424,7 +424,7 @@ func (e *Engine) loadKept(ctx context.Context, name string) (*generation, error)
 	if _, err := os.Stat(g.path); err != nil {
 		return nil, fmt.Errorf("%w: %w", errKeptNotGood, err)
 	}
-	db, err := e.openServing(g)
+	db, err := e.openServing(g, e.opts.MemoryLimitMB)
 	if err != nil {
 		if ctx.Err() == nil && notADatabase(err) {
 			err = fmt.Errorf("%w: %w", errKeptNotGood, err)

@@ -450,10 +450,103 @@ func TestCheckpointRefusedDuringAQueryIsRetried(t *testing.T) {
 	require.Zero(t, walBytes(), "the next look checkpointed")
 }
 
+// After a checkpoint the serving instance is closed and its file opened again (reopen),
+// which drops what DuckDB kept of the segments it had read. The same snapshot serves from
+// the new instance, whose increment connection has its session settings, and takes the
+// next increments.
+func TestReopenAfterCheckpoint(t *testing.T) {
+	k, e, walBytes := walSetupOf(t, 4_000) // the generator makes about as many events as asked
+	ctx := context.Background()
+	t.Cleanup(kpi.SetCheckpointWALBytes(1))
+	first := e.DB()
+	k.feed(300)
+	require.NoError(t, e.Refresh(ctx))
+	require.Zero(t, walBytes(), "checkpointed")
+	second := e.DB()
+	require.NotSame(t, first, second, "a new instance serves")
+	require.ErrorContains(t, first.PingContext(ctx), "database is closed")
+	st, err := e.Stats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, st.Increments)
+	requireMatchesFullBuild(t, "reopened", k.src, e, keptQueries, k.from, k.to)
+	v, err := kpi.IncrementSetting(e, "dynamic_or_filter_threshold")
+	require.NoError(t, err)
+	require.Equal(t, "16384", v, "the new instance's increment connection")
+
+	// (Its log now checkpoints in DuckDB's COMMIT: the new instance's threshold, twice
+	// SetCheckpointWALBytes, is 2 bytes.)
+	k.feed(300)
+	require.NoError(t, e.Refresh(ctx))
+	st2, err := e.Stats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 2, st2.Increments)
+	require.Greater(t, st2.Events, st.Events)
+	requireMatchesFullBuild(t, "an increment on the new instance", k.src, e, keptQueries, k.from, k.to)
+}
+
+// Queries running while increments are checkpointed and their instance reopened wait for
+// the new instance and answer from it: none fails, and the last ones see every event.
+func TestQueriesDuringReopen(t *testing.T) {
+	k := newKeptSetup(t, 4_000) // the generator makes about as many events as asked
+	k.feed(2_000)
+	e, _ := k.open(k.factsDir)
+	ctx := context.Background()
+	t.Cleanup(kpi.SetCheckpointWALBytes(1))
+	req := kpi.Request{Query: mustQuery(t, `{"queryType":"table","metrics":["received"],"limit":10}`), From: k.from, To: k.to, Interval: time.Hour, MaxDataPoints: 100}
+	stop := make(chan struct{})
+	errs := make(chan error, 4)
+	answers := make(chan int, 4)
+	for i := 0; i < 4; i++ {
+		go func() {
+			n := 0
+			for {
+				select {
+				case <-stop:
+					errs <- nil
+					answers <- n
+					return
+				default:
+				}
+				r := req
+				r.To = r.To.Add(time.Duration(n) * time.Second) // past the result cache: DuckDB answers
+				if _, err := e.Run(ctx, r); err != nil {
+					errs <- err
+					answers <- n
+					return
+				}
+				n++
+			}
+		}()
+	}
+	instances := map[*sql.DB]bool{e.DB(): true}
+	for i := 0; i < 5; i++ {
+		k.feed(200)
+		require.NoError(t, e.Refresh(ctx))
+		instances[e.DB()] = true
+	}
+	close(stop)
+	total := 0
+	for i := 0; i < 4; i++ {
+		require.NoError(t, <-errs)
+		total += <-answers
+	}
+	// The first increment is checkpointed after it is served (the first instance's own
+	// threshold is 64 MB), so at least one reopen ran beside the queries; later ones may
+	// checkpoint in DuckDB's COMMIT instead (a new instance's threshold is 2 bytes here).
+	assert.GreaterOrEqual(t, len(instances), 2, "reopened while the queries ran")
+	assert.Positive(t, total)
+	requireMatchesFullBuild(t, "after the reopens", k.src, e, keptQueries, k.from, k.to)
+}
+
 // walSetup is an engine keeping the facts of 2 000 events (of 3 000 to feed), and the
 // size of its facts file's write-ahead log.
 func walSetup(t *testing.T) (*keptSetup, *kpi.Engine, func() int64) {
-	k := newKeptSetup(t, 3_000)
+	return walSetupOf(t, 3_000)
+}
+
+// walSetupOf is walSetup with n events to feed.
+func walSetupOf(t *testing.T, n int) (*keptSetup, *kpi.Engine, func() int64) {
+	k := newKeptSetup(t, n)
 	k.feed(2_000)
 	e, _ := k.open(k.factsDir)
 	wal := filepath.Join(kpi.KeptDir(e), "facts-g1.duckdb.wal")

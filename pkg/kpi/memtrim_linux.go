@@ -43,12 +43,44 @@ static int bt_je_decay(ssize_t ms) {
 	return rc;
 }
 
+// bt_je_muzzy sets how long DuckDB's jemalloc keeps pages it has lazily returned
+// (MADV_FREE: still resident until the kernel needs them) before returning them for good,
+// for every arena now and later. 0 on success.
+static int bt_je_muzzy(ssize_t ms) {
+	if (!duckdb_je_mallctl) return -1;
+	int rc = 0;
+	if (duckdb_je_mallctl("arenas.muzzy_decay_ms", NULL, NULL, &ms, sizeof(ms)) != 0) rc = -1;
+	unsigned n = 0;
+	size_t len = sizeof(n);
+	if (duckdb_je_mallctl("arenas.narenas", &n, &len, NULL, 0) != 0) return -1;
+	char name[64];
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "arena.%u.muzzy_decay_ms", i);
+		duckdb_je_mallctl(name, NULL, NULL, &ms, sizeof(ms));
+	}
+	return rc;
+}
+
+static ssize_t bt_je_muzzy_now(void) {
+	if (!duckdb_je_mallctl) return -2;
+	ssize_t v = -2;
+	size_t len = sizeof(v);
+	if (duckdb_je_mallctl("arena.0.muzzy_decay_ms", &v, &len, NULL, 0) != 0) return -2;
+	return v;
+}
+
 static ssize_t bt_je_decay_now(void) {
 	if (!duckdb_je_mallctl) return -2;
 	ssize_t v = -2;
 	size_t len = sizeof(v);
 	if (duckdb_je_mallctl("arena.0.dirty_decay_ms", &v, &len, NULL, 0) != 0) return -2;
 	return v;
+}
+
+// bt_je_purge hands every arena's freed pages back to the system now.
+static void bt_je_purge(void) {
+	if (!duckdb_je_mallctl) return;
+	duckdb_je_mallctl("arena.4096.purge", NULL, NULL, NULL, 0); // 4096: MALLCTL_ARENAS_ALL
 }
 
 static void bt_je_refresh(void) {
@@ -86,10 +118,21 @@ func duckdbAllocatorStats() (allocated, active, resident, metadata int64) {
 	return stat("stats.allocated"), stat("stats.active"), stat("stats.resident"), stat("stats.metadata")
 }
 
-// releaseFreedMemory hands memory freed by a closed DuckDB instance back to the operating
-// system. glibc keeps freed heap memory for reuse, so without it the process would stay at
-// the size of its largest build (docs/BENCHMARKS.md).
-func releaseFreedMemory() { C.malloc_trim(0) }
+// releaseFreedMemory hands memory freed by DuckDB back to the operating system: what the
+// C heap (glibc) and DuckDB's jemalloc keep for reuse. Called when an instance closes
+// (without it the process would stay at the size of its largest build) and before a
+// checkpoint, whose own allocations then do not come on top of it (docs/BENCHMARKS.md).
+func releaseFreedMemory() {
+	C.malloc_trim(0)
+	C.bt_je_purge()
+}
+
+// trimCHeap hands what glibc keeps of DuckDB's freed C++ objects back to the system,
+// after each served increment: with its own (dynamic) thresholds glibc otherwise keeps up
+// to tens of MB of them, which at 100M events stood on top of the next increment's peak
+// (docs/BENCHMARKS.md, twenty-third session). DuckDB's jemalloc keeps its freed pages for
+// the panel queries that follow (servingDecayMS).
+func trimCHeap() { C.malloc_trim(0) }
 
 // glibc's own thresholds are left as they are. Fixed at 128 KiB (eleventh to twenty-first
 // sessions), M_MMAP_THRESHOLD made each of DuckDB's larger C++ allocations a fresh mapping,
@@ -116,6 +159,20 @@ func duckdbDecay() int { return int(C.bt_je_decay_now()) }
 // increments ~1.3 s more (docs/BENCHMARKS.md, thirteenth and twenty-second sessions).
 const servingDecayMS = 1000
 
-// servingAllocatorDecay sets servingDecayMS, once, in the serving process (New); a full
-// build's child process keeps jemalloc's default.
-var servingAllocatorDecay = sync.OnceFunc(func() { setDuckDBDecay(servingDecayMS) })
+// duckdbMuzzyDecay reads arena 0's muzzy decay in milliseconds (-2: no jemalloc to ask).
+func duckdbMuzzyDecay() int { return int(C.bt_je_muzzy_now()) }
+
+// servingMuzzyDecayMS: pages jemalloc has kept servingDecayMS are returned for good
+// (MADV_DONTNEED), not lazily (MADV_FREE), which leaves them resident until the kernel
+// needs memory: 4-22 MB of the serving process's RSS at 100M events while increments ran,
+// and part of its peaks (docs/BENCHMARKS.md, twenty-third session).
+const servingMuzzyDecayMS = 0
+
+// servingAllocatorDecay sets servingDecayMS and servingMuzzyDecayMS, once, in the serving
+// process (New); a full build's child process keeps jemalloc's defaults.
+var servingAllocatorDecay = sync.OnceFunc(setServingDecays)
+
+func setServingDecays() {
+	setDuckDBDecay(servingDecayMS)
+	C.bt_je_muzzy(C.ssize_t(servingMuzzyDecayMS))
+}

@@ -40,13 +40,38 @@ func TestDuckDBDecaySet(t *testing.T) {
 	require.Equal(t, 0, duckdbDecay())
 	require.True(t, setDuckDBDecay(250))
 	require.Equal(t, 250, duckdbDecay())
+	require.Equal(t, 250, duckdbMuzzyDecay(), "setDuckDBDecay sets both")
 
-	// The decay is 250 ms now, not servingDecayMS: only New can make the check below pass.
-	servingAllocatorDecay = sync.OnceFunc(func() { setDuckDBDecay(servingDecayMS) }) // as at the start of a process
+	// The decays are 250 ms now, not the serving ones: only New can make the checks below
+	// pass.
+	servingAllocatorDecay = sync.OnceFunc(setServingDecays) // as at the start of a process
 	e, err := New(Options{})
 	require.NoError(t, err)
 	defer e.Close()
 	require.Equal(t, servingDecayMS, duckdbDecay())
+	require.Equal(t, servingMuzzyDecayMS, duckdbMuzzyDecay())
+}
+
+// releaseFreedMemory hands back what DuckDB's jemalloc keeps of freed pages: after a
+// 16 MB table is dropped (its pages kept for the 1 s decay), jemalloc's resident memory
+// is back near what it has in use.
+func TestReleaseFreedMemoryPurgesDuckDBsAllocator(t *testing.T) {
+	before := duckdbDecay()
+	require.GreaterOrEqual(t, before, 0, "DuckDB's jemalloc answers")
+	defer setDuckDBDecay(before)
+	require.True(t, setDuckDBDecay(10_000)) // nothing goes back by itself during the test
+	db, err := store.OpenDuckDB("")
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.Exec("CREATE TABLE t AS SELECT range AS v FROM range(4000000)")
+	require.NoError(t, err)
+	_, err = db.Exec("DROP TABLE t")
+	require.NoError(t, err)
+	_, active, resident, metadata := duckdbAllocatorStats()
+	require.Greater(t, resident-active-metadata, int64(16<<20), "the dropped table's pages are kept")
+	releaseFreedMemory()
+	_, active, resident, metadata = duckdbAllocatorStats()
+	require.Less(t, resident-active-metadata, int64(4<<20), "and handed back")
 }
 
 // duckdbHolding opens an in-memory DuckDB instance holding a table of n BIGINTs, closed

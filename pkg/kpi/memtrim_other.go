@@ -5,6 +5,9 @@ package kpi
 // releaseFreedMemory is a no-op where the C library has no malloc_trim.
 func releaseFreedMemory() {}
 
+// trimCHeap is a no-op where the C library has no malloc_trim.
+func trimCHeap() {}
+
 // mallocStats reports nothing where the C library has no mallinfo2.
 func mallocStats() (inUse, free int64) { return 0, 0 }
 
@@ -16,6 +19,9 @@ func setDuckDBDecay(int) bool { return false }
 
 // duckdbDecay reports no jemalloc.
 func duckdbDecay() int { return -2 }
+
+// duckdbMuzzyDecay reports no jemalloc.
+func duckdbMuzzyDecay() int { return -2 }
 
 // servingAllocatorDecay does nothing where DuckDB uses the system's allocator.
 func servingAllocatorDecay() {}
