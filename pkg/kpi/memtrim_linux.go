@@ -21,59 +21,42 @@ static size_t bt_je_stat(const char *name) {
 	return v;
 }
 
-// bt_je_decay sets how long DuckDB's jemalloc keeps freed pages (dirty, then muzzy)
-// before returning them, for every arena now (arena.<i>: jemalloc takes no "all arenas"
-// index for these) and every arena made later (arenas.*). 0 on success.
-static int bt_je_decay(ssize_t ms) {
+// bt_je_set_decay sets one of jemalloc's decays ("dirty_decay_ms": how long freed pages
+// are kept; "muzzy_decay_ms": how long pages returned lazily, with MADV_FREE and still
+// resident until the kernel needs them, wait before being returned for good) to ms, for
+// every arena now (arena.<i>: jemalloc takes no "all arenas" index for these) and every
+// arena made later (arenas.*). 0 on success.
+static int bt_je_set_decay(const char *which, ssize_t ms) {
 	if (!duckdb_je_mallctl) return -1;
-	int rc = 0;
-	if (duckdb_je_mallctl("arenas.dirty_decay_ms", NULL, NULL, &ms, sizeof(ms)) != 0) rc = -1;
-	if (duckdb_je_mallctl("arenas.muzzy_decay_ms", NULL, NULL, &ms, sizeof(ms)) != 0) rc = -1;
+	char name[64];
+	snprintf(name, sizeof(name), "arenas.%s", which);
+	int rc = duckdb_je_mallctl(name, NULL, NULL, &ms, sizeof(ms)) != 0 ? -1 : 0;
 	unsigned n = 0;
 	size_t len = sizeof(n);
 	if (duckdb_je_mallctl("arenas.narenas", &n, &len, NULL, 0) != 0) return -1;
-	char name[64];
 	for (unsigned i = 0; i < n; i++) {
 		// An arena not initialised yet has no settings to change: arenas.* covers it.
-		snprintf(name, sizeof(name), "arena.%u.dirty_decay_ms", i);
-		duckdb_je_mallctl(name, NULL, NULL, &ms, sizeof(ms));
-		snprintf(name, sizeof(name), "arena.%u.muzzy_decay_ms", i);
+		snprintf(name, sizeof(name), "arena.%u.%s", i, which);
 		duckdb_je_mallctl(name, NULL, NULL, &ms, sizeof(ms));
 	}
 	return rc;
 }
 
-// bt_je_muzzy sets how long DuckDB's jemalloc keeps pages it has lazily returned
-// (MADV_FREE: still resident until the kernel needs them) before returning them for good,
-// for every arena now and later. 0 on success.
-static int bt_je_muzzy(ssize_t ms) {
-	if (!duckdb_je_mallctl) return -1;
-	int rc = 0;
-	if (duckdb_je_mallctl("arenas.muzzy_decay_ms", NULL, NULL, &ms, sizeof(ms)) != 0) rc = -1;
-	unsigned n = 0;
-	size_t len = sizeof(n);
-	if (duckdb_je_mallctl("arenas.narenas", &n, &len, NULL, 0) != 0) return -1;
+// bt_je_decay sets both decays (freed pages kept, then returned lazily) to ms.
+static int bt_je_decay(ssize_t ms) {
+	int dirty = bt_je_set_decay("dirty_decay_ms", ms);
+	int muzzy = bt_je_set_decay("muzzy_decay_ms", ms);
+	return dirty != 0 || muzzy != 0 ? -1 : 0;
+}
+
+// bt_je_decay_read reads arena 0's decay which (-2: no jemalloc to ask).
+static ssize_t bt_je_decay_read(const char *which) {
+	if (!duckdb_je_mallctl) return -2;
 	char name[64];
-	for (unsigned i = 0; i < n; i++) {
-		snprintf(name, sizeof(name), "arena.%u.muzzy_decay_ms", i);
-		duckdb_je_mallctl(name, NULL, NULL, &ms, sizeof(ms));
-	}
-	return rc;
-}
-
-static ssize_t bt_je_muzzy_now(void) {
-	if (!duckdb_je_mallctl) return -2;
+	snprintf(name, sizeof(name), "arena.0.%s", which);
 	ssize_t v = -2;
 	size_t len = sizeof(v);
-	if (duckdb_je_mallctl("arena.0.muzzy_decay_ms", &v, &len, NULL, 0) != 0) return -2;
-	return v;
-}
-
-static ssize_t bt_je_decay_now(void) {
-	if (!duckdb_je_mallctl) return -2;
-	ssize_t v = -2;
-	size_t len = sizeof(v);
-	if (duckdb_je_mallctl("arena.0.dirty_decay_ms", &v, &len, NULL, 0) != 0) return -2;
+	if (duckdb_je_mallctl(name, &v, &len, NULL, 0) != 0) return -2;
 	return v;
 }
 
@@ -146,7 +129,7 @@ func trimCHeap() { C.malloc_trim(0) }
 func setDuckDBDecay(ms int) bool { return C.bt_je_decay(C.ssize_t(ms)) == 0 }
 
 // duckdbDecay reads arena 0's dirty decay in milliseconds (-2: no jemalloc to ask).
-func duckdbDecay() int { return int(C.bt_je_decay_now()) }
+func duckdbDecay() int { return decayRead("dirty_decay_ms") }
 
 // servingDecayMS is how long DuckDB's jemalloc keeps freed pages in the serving process:
 // 1000 ms, jemalloc's default, set here so that a DuckDB release changing it does not
@@ -160,7 +143,13 @@ func duckdbDecay() int { return int(C.bt_je_decay_now()) }
 const servingDecayMS = 1000
 
 // duckdbMuzzyDecay reads arena 0's muzzy decay in milliseconds (-2: no jemalloc to ask).
-func duckdbMuzzyDecay() int { return int(C.bt_je_muzzy_now()) }
+func duckdbMuzzyDecay() int { return decayRead("muzzy_decay_ms") }
+
+func decayRead(which string) int {
+	cs := C.CString(which)
+	defer C.free(unsafe.Pointer(cs))
+	return int(C.bt_je_decay_read(cs))
+}
 
 // servingMuzzyDecayMS: pages jemalloc has kept servingDecayMS are returned for good
 // (MADV_DONTNEED), not lazily (MADV_FREE), which leaves them resident until the kernel
@@ -174,5 +163,7 @@ var servingAllocatorDecay = sync.OnceFunc(setServingDecays)
 
 func setServingDecays() {
 	setDuckDBDecay(servingDecayMS)
-	C.bt_je_muzzy(C.ssize_t(servingMuzzyDecayMS))
+	cs := C.CString("muzzy_decay_ms")
+	defer C.free(unsafe.Pointer(cs))
+	C.bt_je_set_decay(cs, C.ssize_t(servingMuzzyDecayMS))
 }
