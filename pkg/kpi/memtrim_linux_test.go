@@ -53,8 +53,8 @@ func TestDuckDBDecaySet(t *testing.T) {
 }
 
 // releaseFreedMemory hands back what DuckDB's jemalloc keeps of freed pages: after a
-// 16 MB table is dropped (its pages kept for the 1 s decay), jemalloc's resident memory
-// is back near what it has in use.
+// 32 MB table is dropped (its pages kept: the decay is 10 s here), jemalloc's resident
+// memory is back near what it has in use.
 func TestReleaseFreedMemoryPurgesDuckDBsAllocator(t *testing.T) {
 	before := duckdbDecay()
 	require.GreaterOrEqual(t, before, 0, "DuckDB's jemalloc answers")
