@@ -83,7 +83,7 @@ func TestIncrementsWhileFullBuildRuns(t *testing.T) {
 	t.Cleanup(release)
 	res, err := w.DropBefore(ctx, end.AddDate(0, 0, -7))
 	require.NoError(t, err)
-	require.Equal(t, 1, res.Rewritten)
+	require.Positive(t, res.Rewritten, "the first segment at least (late events put older times in later ones too)")
 	require.NoError(t, kpi.Look(inc))
 	require.True(t, kpi.FullBuildRunning(inc), "retention starts a full build")
 	require.WithinDuration(t, time.Now(), stats().RebuildingSince, time.Minute)
