@@ -844,16 +844,21 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 			facts, where = "("+strings.Join(scans, " UNION ALL ")+") AS "+string(f), ""
 		}
 		// The "all" level from those rows; the other levels (dimsTable) from its changed
-		// hours, copied once (temp.inc_all: each level read them from the whole "all" table
-		// before, ~12 ms a level for f_msg at 100M events), and "fine" from the rows again.
+		// hours, read once into the statement's materialized CTE (each level read them from
+		// the whole "all" table before, ~12 ms a level for f_msg at 100M events), and "fine"
+		// from the rows again. Not a temporary table: a table's every column takes blocks
+		// of its own, and a dropped temporary table's stay until COMMIT, so the copies of
+		// the four facts' hours (103 columns in all) were held to the end of the increment;
+		// at 100M events one ran out of memoryLimitMB making r_msg_all's (docs/BENCHMARKS.md,
+		// twenty-third and twenty-fourth sessions).
 		err = run(
 			fmt.Sprintf(`DELETE FROM {g}.%s WHERE %s IN (SELECT h FROM temp.inc_h)`, rollupTable(f, "all"), t),
 			fmt.Sprintf(`INSERT INTO {g}.%s %s ORDER BY 1`, rollupTable(f, "all"), allSelect(f, facts, where)),
-			fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE inc_all AS SELECT * FROM {g}.%s WHERE %s IN (SELECT h FROM temp.inc_h)`, rollupTable(f, "all"), t),
 			// "fine" rows start within their hour: date_trunc finds them.
 			fmt.Sprintf(`DELETE FROM {g}.%[1]s WHERE %[2]s >= %[3]s AND %[2]s < %[4]s AND date_trunc('hour', %[2]s) IN (SELECT h FROM temp.inc_h)`,
 				dimsTable(f), t, first, last),
-			fmt.Sprintf(`INSERT INTO {g}.%s %s ORDER BY level, %s`, dimsTable(f), dimsSelect(f, "temp.inc_all", facts, where), t),
+			fmt.Sprintf(`INSERT INTO {g}.%[1]s WITH inc_all AS MATERIALIZED (SELECT * FROM {g}.%[2]s WHERE %[3]s IN (SELECT h FROM temp.inc_h))
+				%[4]s ORDER BY level, %[3]s`, dimsTable(f), rollupTable(f, "all"), t, dimsSelect(f, "inc_all", facts, where)),
 		)
 		if err != nil {
 			return 0, span, err
