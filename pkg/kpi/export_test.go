@@ -189,6 +189,13 @@ func FailIncrements(f func(stmt string) error) (stop func()) {
 	return func() { incrementFault.Store(nil) }
 }
 
+// WatchIncrements tells f each statement of every increment that ran and the rows it
+// changed, until the returned function is called.
+func WatchIncrements(f func(stmt string, rows int64)) (stop func()) {
+	incrementSteps.Store(&f)
+	return func() { incrementSteps.Store(nil) }
+}
+
 // KeptDir is the directory the engine keeps its facts in ("" when it keeps none).
 func KeptDir(e *Engine) string { return e.keepDir }
 

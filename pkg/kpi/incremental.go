@@ -350,6 +350,10 @@ var errRetryIncrement = errors.New("increment retried at the next look")
 // error fails the increment there.
 var incrementFault atomic.Pointer[func(stmt string) error]
 
+// incrementSteps, when set (tests), is told each statement of an increment that ran and
+// the rows it changed.
+var incrementSteps atomic.Pointer[func(stmt string, rows int64)]
+
 // tryIncrement updates old in place when files are old's plus appended ones, and returns
 // the generation it makes of it for the caller to serve; nil when a full build must run
 // instead. follow says whether old can go on taking increments while that build runs: not
@@ -498,6 +502,9 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 				return fmt.Errorf("update facts: %w", err)
 			}
 			rows, _ := res.RowsAffected()
+			if f := incrementSteps.Load(); f != nil {
+				(*f)(s, rows)
+			}
 			log.DefaultLogger.Debug("increment step", "statement", stepName(s), "took", time.Since(start), "rows", rows)
 		}
 		return nil
@@ -806,14 +813,16 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 				SELECT fr.rowid AS r, date_trunc('hour', fr.%s) AS h, fr.rh FROM {g}.%s AS fr JOIN %s AS k ON k.h = fr.kh AND k.x = fr.kx
 				WHERE %s`, t, f, keyPairs[f], oldBound(t, since)),
 			fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE inc_new AS
-				SELECT date_trunc('hour', fr.%s) AS h, fr.rh FROM {inc}.%s AS fr WHERE %s`, t, f, affected),
+				SELECT fr.rowid AS r, date_trunc('hour', fr.%s) AS h, fr.rh FROM {inc}.%s AS fr WHERE %s`, t, f, affected),
 			`CREATE OR REPLACE TEMP TABLE inc_h AS
 				SELECT DISTINCT h FROM (
 					(SELECT h, rh FROM temp.inc_old EXCEPT ALL SELECT h, rh FROM temp.inc_new)
 					UNION ALL (SELECT h, rh FROM temp.inc_new EXCEPT ALL SELECT h, rh FROM temp.inc_old))
 				WHERE h IS NOT NULL`,
-			fmt.Sprintf(`DELETE FROM {g}.%s WHERE rowid IN (SELECT r FROM temp.inc_old)`, f),
-			fmt.Sprintf(`INSERT INTO {g}.%s SELECT fr.* FROM {inc}.%s AS fr WHERE %s ORDER BY %s`, f, f, affected, t),
+			// Only the rows that changed are rewritten: an old row whose recomputed version
+			// hashes alike stays, and that version is not appended.
+			fmt.Sprintf(`DELETE FROM {g}.%s WHERE rowid IN (%s)`, f, rowsNotAmong("temp.inc_old", "temp.inc_new")),
+			fmt.Sprintf(`INSERT INTO {g}.%s SELECT * FROM {inc}.%s WHERE rowid IN (%s) ORDER BY %s`, f, f, rowsNotAmong("temp.inc_new", "temp.inc_old"), t),
 		)
 		if err != nil {
 			return 0, span, err
@@ -843,24 +852,23 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 			}
 			facts, where = "("+strings.Join(scans, " UNION ALL ")+") AS "+string(f), ""
 		}
-		// The "all" level from those rows; the other levels (dimsTable) from its changed
-		// hours, read once into the statement's materialized CTE (each level read them from
-		// the whole "all" table before, ~12 ms a level for f_msg at 100M events), and "fine"
-		// from the rows again. Not a temporary table: a table's every column takes blocks
-		// of its own, and a dropped temporary table's stay until COMMIT, so the copies of
-		// the four facts' hours (103 columns in all) were held to the end of the increment;
-		// at 100M events one ran out of memoryLimitMB making r_msg_all's (docs/BENCHMARKS.md,
-		// twenty-third and twenty-fourth sessions).
-		err = run(
-			fmt.Sprintf(`DELETE FROM {g}.%s WHERE %s IN (SELECT h FROM temp.inc_h)`, rollupTable(f, "all"), t),
-			fmt.Sprintf(`INSERT INTO {g}.%s %s ORDER BY 1`, rollupTable(f, "all"), allSelect(f, facts, where)),
+		// The "all" level from those rows into a temporary table (inc_rall), of which
+		// only the rows that changed are rewritten (rewriteChanged); the other levels
+		// (dimsTable) from it and, for "fine", from the rows again. Most rows of a changed
+		// hour come back as they were (1.7 % of r_msg_all's changed per increment at 100M
+		// events), and rewriting them all made a checkpoint now and then vacuum the
+		// rollups' row groups, ~2 s and ~130 MB more (docs/BENCHMARKS.md, twenty-fourth and
+		// twenty-fifth sessions). A table, not a CTE of each statement: computing the level
+		// twice would cost its ~125 ms for f_msg at 100M events again, and the table's
+		// blocks stand in, until COMMIT, for those of the rows no longer appended.
+		dims := dimsTable(f)
+		stmts := rewriteChanged(rollupTable(f, "all"), allSelect(f, facts, where), fmt.Sprintf("%s IN (SELECT h FROM temp.inc_h)", t))
+		stmts = append(stmts,
 			// "fine" rows start within their hour: date_trunc finds them.
 			fmt.Sprintf(`DELETE FROM {g}.%[1]s WHERE %[2]s >= %[3]s AND %[2]s < %[4]s AND date_trunc('hour', %[2]s) IN (SELECT h FROM temp.inc_h)`,
-				dimsTable(f), t, first, last),
-			fmt.Sprintf(`INSERT INTO {g}.%[1]s WITH inc_all AS MATERIALIZED (SELECT * FROM {g}.%[2]s WHERE %[3]s IN (SELECT h FROM temp.inc_h))
-				%[4]s ORDER BY level, %[3]s`, dimsTable(f), rollupTable(f, "all"), t, dimsSelect(f, "inc_all", facts, where)),
-		)
-		if err != nil {
+				dims, t, first, last),
+			fmt.Sprintf(`INSERT INTO {g}.%s %s ORDER BY level, %s`, dims, dimsSelect(f, "temp.inc_rall", facts, where), t))
+		if err = run(stmts...); err != nil {
 			return 0, span, err
 		}
 	}
@@ -880,6 +888,31 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		}
 	}
 	return added, span, err
+}
+
+// rowsNotAmong selects the row ids (r) of the rows of relation rows that are not among
+// those of relation among, by their hashes (rh) as multisets: a row hashing like k rows
+// of among is among them if it is one of the first k such rows of rows.
+func rowsNotAmong(rows, among string) string {
+	return fmt.Sprintf(`SELECT r FROM (SELECT r, rh, row_number() OVER (PARTITION BY rh ORDER BY r) AS n FROM %s)
+		ANTI JOIN (SELECT rh, row_number() OVER (PARTITION BY rh) AS n FROM %s) USING (rh, n)`, rows, among)
+}
+
+// rewriteChanged are the statements that make the rows of rollup table table that hold
+// where those of query (which has the table's columns, rh last), rewriting only the rows
+// that differ: query's rows go into temporary table inc_rall, the stored rows not among
+// them (by rh) are deleted, and those of them not among the rows left are appended. As
+// for fact rows, a 64-bit collision between a row and its recomputed version could keep
+// the old one (~1 in 10^19).
+func rewriteChanged(table, query, where string) []string {
+	stored := fmt.Sprintf("(SELECT rowid AS r, rh FROM {g}.%s WHERE %s)", table, where)
+	const fresh = "(SELECT rowid AS r, rh FROM temp.inc_rall)"
+	return []string{
+		fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE inc_rall AS FROM {g}.%s LIMIT 0`, table),
+		fmt.Sprintf(`INSERT INTO temp.inc_rall %s ORDER BY 1`, query),
+		fmt.Sprintf(`DELETE FROM {g}.%s WHERE rowid IN (%s)`, table, rowsNotAmong(stored, fresh)),
+		fmt.Sprintf(`INSERT INTO {g}.%s SELECT * FROM temp.inc_rall WHERE rowid IN (%s) ORDER BY 1`, table, rowsNotAmong(fresh, stored)),
+	}
 }
 
 // memoryByTag is what holds DuckDB's memory in db's instance by its own count

@@ -313,12 +313,14 @@ func grainStart(t string, grain time.Duration) string {
 
 // allSelect aggregates fact f's "all" level, the one every other level derives from (the
 // others are rows of dimsTable), from rel, a relation with the fact's columns; where (""
-// for everything) restricts its rows.
+// for everything) restricts its rows. Each row ends with its hash (rh), as fact rows do:
+// an increment compares its recomputed rows with the stored ones by it, reading two
+// columns of the stored rows instead of all of them.
 func allSelect(f Fact, rel, where string) string {
 	p := rollupPlans[f]
 	t := factTime[f]
 	atoms, cond := p.factAtoms(where)
-	return fmt.Sprintf("SELECT date_trunc('hour', %s) AS %s, %s, %s FROM %s WHERE %s GROUP BY ALL",
+	return fmt.Sprintf("SELECT a.*, hash(a) AS rh FROM (SELECT date_trunc('hour', %s) AS %s, %s, %s FROM %s WHERE %s GROUP BY ALL) AS a",
 		t, t, strings.Join(p.keys, ", "), atoms, rel, cond)
 }
 
