@@ -248,7 +248,7 @@ func benchAllocatorDecay(b *testing.B) {
 
 // benchCheckpointMB applies BLUETICKS_BENCH_CHECKPOINT_MB, when set: the write-ahead log
 // size at which a served increment is followed by a checkpoint (checkpointIfDue; default
-// 32 MB). A small one gives many checkpoints in few rounds, to watch what each leaves.
+// 4 MB). A small one gives many checkpoints in few rounds, to watch what each leaves.
 func benchCheckpointMB(b *testing.B) {
 	v := os.Getenv("BLUETICKS_BENCH_CHECKPOINT_MB")
 	if v == "" {

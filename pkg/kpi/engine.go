@@ -989,12 +989,15 @@ func (e *Engine) serve(g *generation) {
 }
 
 // checkpointWALBytes is the write-ahead log size at which a served increment is followed
-// by a checkpoint: twice DuckDB's default checkpoint_threshold. Each checkpoint leaves
-// DuckDB's C++ heap larger (at 100M events +15-40 MB each, in the first hour at least), so
-// half as many kept the serving process at 306 / 377 MB RSS (average / peak) over 20
-// rounds of 500 events instead of 319-332 / 398-448 MB; 6 MB: 383 / 512 MB
-// (docs/BENCHMARKS.md, nineteenth session).
-var checkpointWALBytes int64 = 32 << 20
+// by a checkpoint, and so by a reopen, which drops the storage metadata DuckDB's C++ heap
+// gathers with every increment (~0.7 MB each at 100M events). Since increments rewrite
+// only the rows that changed, 500 events log ~0.57 MB instead of ~4 MB: at 32 MB the
+// checkpoint came once in ~55 increments, and over 60 rounds at 100M events the heap
+// grew from 51 to 94 MB (RSS 335 MB on average); at 4 MB it comes every ~8, as before,
+// and takes 0.6-0.7 s: 313 MB on average, peak 395 MB; at 8 MB one of three checkpoints
+// took 1.2 s with the heap at 143 MB, peak 426 MB (docs/BENCHMARKS.md, twenty-fifth
+// session).
+var checkpointWALBytes int64 = 4 << 20
 
 // checkpointIfDue writes the write-ahead log of g's file into the file once the log holds
 // checkpointWALBytes, then serves g from a new instance (reopen). DuckDB would checkpoint
