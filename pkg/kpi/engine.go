@@ -994,9 +994,9 @@ func (e *Engine) serve(g *generation) {
 // only the rows that changed, 500 events log ~0.57 MB instead of ~4 MB: at 32 MB the
 // checkpoint came once in ~55 increments, and over 60 rounds at 100M events the heap
 // grew from 51 to 94 MB (RSS 335 MB on average); at 4 MB it comes every ~8, as before,
-// and takes 0.6-0.7 s: 313 MB on average, peak 395 MB; at 8 MB one of three checkpoints
-// took 1.2 s with the heap at 143 MB, peak 426 MB (docs/BENCHMARKS.md, twenty-fifth
-// session).
+// and takes 0.55-0.87 s: 311-314 MB on average, peaks 384-425 MB in three runs; at 8 MB
+// one of three checkpoints took 1.2 s with the heap at 143 MB, peak 426 MB
+// (docs/BENCHMARKS.md, twenty-fifth session).
 var checkpointWALBytes int64 = 4 << 20
 
 // checkpointIfDue writes the write-ahead log of g's file into the file once the log holds

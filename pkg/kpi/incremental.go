@@ -797,8 +797,8 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	for _, f := range rollupFacts {
 		t := factTime[f]
 		affected := fmt.Sprintf("EXISTS (SELECT 1 FROM %s AS k WHERE k.h = fr.kh AND k.x = fr.kx)", keyPairs[f])
-		// The old rows go and the recomputed ones come, each with its hour and hash (rh,
-		// stored): an hour's rollups depend only on the rows in that hour, so only the hours
+		// The old rows and the recomputed ones are compared, each by its hour and hash (rh,
+		// stored): only the rows that differ are deleted or appended, and an hour's rollups depend only on the rows in that hour, so only the hours
 		// whose multiset of rows changed are re-aggregated. Most recomputed rows come back
 		// unchanged (a contact's earlier messages keep their outcomes), and re-aggregating
 		// every hour they sit in would redo most of the store's history. A 64-bit collision
@@ -819,8 +819,8 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 					(SELECT h, rh FROM temp.inc_old EXCEPT ALL SELECT h, rh FROM temp.inc_new)
 					UNION ALL (SELECT h, rh FROM temp.inc_new EXCEPT ALL SELECT h, rh FROM temp.inc_old))
 				WHERE h IS NOT NULL`,
-			// Only the rows that changed are rewritten: an old row whose recomputed version
-			// hashes alike stays, and that version is not appended.
+			// An old row whose recomputed version hashes alike stays, and that version is
+			// not appended.
 			fmt.Sprintf(`DELETE FROM {g}.%s WHERE rowid IN (%s)`, f, rowsNotAmong("temp.inc_old", "temp.inc_new")),
 			fmt.Sprintf(`INSERT INTO {g}.%s SELECT * FROM {inc}.%s WHERE rowid IN (%s) ORDER BY %s`, f, f, rowsNotAmong("temp.inc_new", "temp.inc_old"), t),
 		)
