@@ -112,7 +112,10 @@ type Engine struct {
 	// roomyRetry: the next increment of the current snapshot runs on an instance with twice
 	// memoryLimitMB, the last one having run out of it (tryIncrement).
 	roomyRetry bool
-	closed     atomic.Bool
+	// checkpointPutOffs: looks in a row whose due checkpoint DuckDB refused
+	// (checkpointIfDue; under the rebuild lock).
+	checkpointPutOffs int
+	closed            atomic.Bool
 	// Why the store's changes are not served: the last look at the store failed (lookErr,
 	// cleared by the next good look), or the last full build in the background did
 	// (buildErr, cleared by a good build). The health check shows them.
@@ -1002,10 +1005,11 @@ var checkpointWALBytes int64 = 4 << 20
 // checkpointIfDue writes the write-ahead log of g's file into the file once the log holds
 // checkpointWALBytes, then serves g from a new instance (reopen). DuckDB would checkpoint
 // in the COMMIT that takes the log past its threshold, before the increment is served:
-// 0.6-1.0 s more before that increment's events are visible, every fourth increment at
+// 0.6-1.0 s more before that increment's events are visible, every ~8th increment at
 // 100M events. Here the events are visible first, and the checkpoint delays only events
 // that land while it runs. A query running at that moment makes DuckDB refuse it; the
-// next look tries again (rebuildOnce), and DuckDB's own threshold (twice this) is the
+// next look tries again (rebuildOnce), waiting for the queries after
+// maxCheckpointPutOffs refusals, and DuckDB's own threshold (twice this) is the
 // backstop. An instance opened with more than memoryLimitMB (tryIncrement) checkpoints
 // after the increment it was opened for, whatever its log, to go back to the limit.
 func (e *Engine) checkpointIfDue(g *generation) {
@@ -1020,6 +1024,11 @@ func (e *Engine) checkpointIfDue(g *generation) {
 	if err == nil {
 		walBytes = fi.Size()
 	}
+	wait := e.checkpointPutOffs >= maxCheckpointPutOffs
+	if wait {
+		g.inUse.Lock() // waits for the queries reading g; new ones wait behind it
+		defer g.inUse.Unlock()
+	}
 	conn, release, err := e.incrementConn(e.life, g.db)
 	if err != nil {
 		return
@@ -1031,12 +1040,25 @@ func (e *Engine) checkpointIfDue(g *generation) {
 	_, err = conn.ExecContext(e.life, "CHECKPOINT")
 	release()
 	if err != nil {
-		log.DefaultLogger.Debug("checkpoint put off", "wal bytes", walBytes, "error", firstLine{err})
+		e.checkpointPutOffs++
+		log.DefaultLogger.Debug("checkpoint put off", "wal bytes", walBytes, "times", e.checkpointPutOffs, "error", firstLine{err})
 		return
 	}
+	e.checkpointPutOffs = 0
 	log.DefaultLogger.Debug("checkpoint", "wal bytes", walBytes, "took", time.Since(start))
-	e.reopen(g, e.opts.MemoryLimitMB)
+	if wait {
+		e.reopenHeld(g, e.opts.MemoryLimitMB)
+	} else {
+		e.reopen(g, e.opts.MemoryLimitMB)
+	}
 }
+
+// maxCheckpointPutOffs is how many looks in a row may have a due checkpoint refused
+// because queries are reading the snapshot; the next one waits for them first (new
+// queries wait behind it). Under queries back to back the checkpoint would otherwise
+// come only from DuckDB's own threshold, in a COMMIT, with no reopen after it to drop
+// the metadata the instance gathers.
+const maxCheckpointPutOffs = 3
 
 // reopen serves g from a new DuckDB instance on the same file, with memMB of memory, and
 // returns the generation it serves (nil if the file could not be opened again). An
@@ -1050,9 +1072,14 @@ func (e *Engine) checkpointIfDue(g *generation) {
 // wait meanwhile (0.2-0.4 s at 100M events after a checkpoint) and then read the same
 // snapshot.
 func (e *Engine) reopen(g *generation, memMB int) *generation {
-	start := time.Now()
 	g.inUse.Lock() // waits for the queries reading g; new ones wait for the new instance
 	defer g.inUse.Unlock()
+	return e.reopenHeld(g, memMB)
+}
+
+// reopenHeld is reopen with g.inUse held for writing by the caller.
+func (e *Engine) reopenHeld(g *generation, memMB int) *generation {
+	start := time.Now()
 	g.stmts.close()
 	if err := e.closeDB(g.db, g.path, false); err != nil {
 		log.DefaultLogger.Warn("closing the facts' instance to open it again", "error", err)

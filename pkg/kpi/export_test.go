@@ -270,13 +270,16 @@ func SetCheckpointWALBytes(n int64) func() {
 	return func() { checkpointWALBytes = old }
 }
 
-// HoldSnapshotRead starts a transaction that reads the current snapshot's facts, as a
-// query does, and keeps it open until the returned function ends it.
+// HoldSnapshotRead starts a transaction that reads the current snapshot's facts, holding
+// the snapshot as a query does (acquire), and keeps both until the returned function
+// ends them.
 func HoldSnapshotRead(e *Engine) (func(), error) {
 	g := e.cur.Load()
+	g.inUse.RLock()
 	ctx := context.Background()
 	conn, err := g.db.Conn(ctx)
 	if err != nil {
+		g.inUse.RUnlock()
 		return nil, err
 	}
 	var n int64
@@ -285,10 +288,15 @@ func HoldSnapshotRead(e *Engine) (func(), error) {
 	}
 	if err != nil {
 		conn.Close()
+		g.inUse.RUnlock()
 		return nil, err
 	}
 	return func() {
 		_, _ = conn.ExecContext(ctx, "COMMIT")
 		conn.Close()
+		g.inUse.RUnlock()
 	}, nil
 }
+
+// MaxCheckpointPutOffs is maxCheckpointPutOffs.
+const MaxCheckpointPutOffs = maxCheckpointPutOffs

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -448,6 +449,43 @@ func TestCheckpointRefusedDuringAQueryIsRetried(t *testing.T) {
 	endRead()
 	require.NoError(t, kpi.Look(e)) // nothing new in the store
 	require.Zero(t, walBytes(), "the next look checkpointed")
+}
+
+// A checkpoint DuckDB refuses while queries read the snapshot is put off only a few looks
+// in a row: then the look waits for the queries, so queries back to back cannot keep
+// it off for good (DuckDB's own threshold would then checkpoint in a COMMIT, with no
+// reopen after it). The increment is served meanwhile.
+func TestCheckpointWaitsForQueriesAfterPutOffs(t *testing.T) {
+	k, e, walBytes := walSetup(t)
+	t.Cleanup(kpi.SetCheckpointWALBytes(1))
+	hold, err := kpi.HoldSnapshotRead(e)
+	require.NoError(t, err)
+	var once sync.Once
+	endRead := func() { once.Do(hold) }
+	t.Cleanup(endRead) // before the engine closes, should the test fail midway
+	for i := 1; i <= kpi.MaxCheckpointPutOffs; i++ {
+		k.feed(100)
+		require.NoError(t, kpi.Look(e))
+		require.Positive(t, walBytes(), "put off %d times", i)
+	}
+	before := kpi.SnapshotEvents(e)
+	k.feed(100)
+	looked := make(chan error, 1)
+	go func() { looked <- kpi.Look(e) }()
+	// The look serves its increment, then waits for the query (new queries, Stats among
+	// them, wait behind it: the snapshot's events are read without one).
+	require.Eventually(t, func() bool { return kpi.SnapshotEvents(e) > before },
+		30*time.Second, 10*time.Millisecond, "the increment is served before the checkpoint")
+	select {
+	case err := <-looked:
+		t.Fatalf("the look ended (%v) while the query still read the snapshot", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	require.Positive(t, walBytes(), "no checkpoint while the query reads")
+	endRead()
+	require.NoError(t, <-looked)
+	require.Zero(t, walBytes(), "checkpointed once the query ended")
+	requireMatchesFullBuild(t, "after the waited-for checkpoint", k.src, e, keptQueries, k.from, k.to)
 }
 
 // After a checkpoint the serving instance is closed and its file opened again (reopen),
