@@ -1084,6 +1084,7 @@ func (e *Engine) reopenHeld(g *generation, memMB int) *generation {
 	if err := e.closeDB(g.db, g.path, false); err != nil {
 		log.DefaultLogger.Warn("closing the facts' instance to open it again", "error", err)
 	}
+	closed := time.Since(start)
 	db, err := e.openServing(g, memMB)
 	if err != nil {
 		// No instance serves g now: the next query's look opens the kept facts again or
@@ -1097,7 +1098,7 @@ func (e *Engine) reopenHeld(g *generation, memMB int) *generation {
 	next := *g
 	next.db, next.stmts = db, newStmtCache(db)
 	e.cur.Store(&next)
-	log.DefaultLogger.Debug("facts opened again", "memoryLimitMB", memMB, "took", time.Since(start))
+	log.DefaultLogger.Debug("facts opened again", "memoryLimitMB", memMB, "took", time.Since(start), "closing took", closed)
 	return &next
 }
 

@@ -232,6 +232,7 @@ const minSpanGap = time.Hour
 // ev that cover them: disjoint runs, spans closer than minSpanGap joined, at most
 // maxSpanRuns (the closest joined first). None: no stored event names the keys.
 func keySpanRuns(ctx context.Context, conn *sql.Conn, query string) ([]string, error) {
+	start := time.Now()
 	rows, err := conn.QueryContext(ctx, query)
 	if err != nil {
 		return nil, fmt.Errorf("update facts: %w", err)
@@ -248,6 +249,8 @@ func keySpanRuns(ctx context.Context, conn *sql.Conn, query string) ([]string, e
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("update facts: %w", err)
 	}
+	// Logged as a step: the lookup scans every key's span (span_msg: ~200 ms at 100M events).
+	log.DefaultLogger.Debug("increment step", "statement", stepName(query), "took", time.Since(start), "rows", len(spans))
 	runs := spanRuns(spans)
 	conds := make([]string, len(runs))
 	for i, r := range runs {
@@ -687,13 +690,20 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	}
 	// The new events first; then the runs, a few per statement: each run's join holds
 	// ~4 MB (spanScan), and 32 of them in one statement would need 128 MB at once.
+	//
+	// The key hashes are computed again rather than read: the read decodes a vector of
+	// every column it reads for each picked row (~2 200 rows, most in vectors of their
+	// own), and four of the five hashes are 64-bit random values stored uncompressed.
+	// hash() gives the stored values (kept facts built by another DuckDB version are
+	// rebuilt: kept.go). Measured at 100M events: docs/BENCHMARKS.md, twenty-seventh
+	// session.
 	reads := []string{`CREATE TEMP TABLE inc_sub AS SELECT CAST(NULL AS BIGINT) AS _r, * FROM temp.inc_d`}
 	for batch := range slices.Chunk(runs, readRunsPerStatement) {
 		parts := make([]string, len(batch))
 		for i, r := range batch {
-			parts[i] = fmt.Sprintf(`SELECT rowid AS _r, * FROM {g}.ev
+			parts[i] = fmt.Sprintf(`SELECT rowid AS _r, %[5]s, arr, `+keyHashes+` FROM {g}.ev
 			WHERE rowid >= %[1]d AND rowid < %[2]d AND ts >= %[3]s AND ts <= %[4]s
-			AND rowid IN (SELECT r FROM temp.inc_pick WHERE r >= %[1]d AND r < %[2]d)`, r.rows[0], r.rows[1], sqlTime(r.ts[0]), sqlTime(r.ts[1]))
+			AND rowid IN (SELECT r FROM temp.inc_pick WHERE r >= %[1]d AND r < %[2]d)`, r.rows[0], r.rows[1], sqlTime(r.ts[0]), sqlTime(r.ts[1]), cols)
 		}
 		reads = append(reads, `INSERT INTO temp.inc_sub `+strings.Join(parts, "\n\t\t\tUNION ALL "))
 	}
