@@ -53,6 +53,9 @@ func messyEventsAmong(rng *rand.Rand, start time.Time, days, n, contacts, conver
 			e.Value, e.Currency = &v, "EUR"
 		case "delivered", "read":
 			e.MessageID = msg
+			if rng.Intn(2) == 0 { // as from webhooks, though not always its message's contact
+				e.ContactID = contact
+			}
 		case "failed":
 			e.MessageID = msg
 			code := int32(pick2(rng, 131026, 131047))
