@@ -37,6 +37,15 @@ func own(alias string, dims []string) string {
 	return strings.Join(parts, ", ")
 }
 
+// creditedTypes are the event types credited to a message (SPEC section 5, "Crediting"),
+// explicitly (explicitCredit) or by last touch.
+const creditedTypes = "('received', 'clicked', 'converted', 'blocked', 'opted_out', 'reported')"
+
+// explicitCredit is the message an event of creditedTypes names as the one it answers: its
+// reply_to, and for blocks, opt-outs and reports also the message they are about. NULL:
+// the event is credited by last touch. Increments rely on it too (incremental.go, inc_wd).
+const explicitCredit = "coalesce(reply_to, CASE WHEN type IN ('blocked', 'opted_out', 'reported') THEN message_id END)"
+
 func factStatements() []string {
 	return []string{
 		// msg: one row per message; its first sent row in arrival order gives the send time
@@ -70,10 +79,10 @@ func factStatements() []string {
 		`CREATE TABLE {t}.credit AS
 		WITH x AS (
 			SELECT event_id, type, ts, contact_id,
-			       coalesce(reply_to, CASE WHEN type IN ('blocked', 'opted_out', 'reported') THEN message_id END) AS reply_to,
+			       ` + explicitCredit + ` AS reply_to,
 			       CASE WHEN type = 'converted' THEN INTERVAL 7 DAY ELSE INTERVAL 24 HOUR END AS win
 			FROM {g}.ev
-			WHERE type IN ('received', 'clicked', 'converted', 'blocked', 'opted_out', 'reported')
+			WHERE type IN ` + creditedTypes + `
 		),
 		cand AS (
 			SELECT contact_id, send_ts, message_id FROM {t}.msg

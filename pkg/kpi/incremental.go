@@ -24,10 +24,11 @@ import (
 // events those rows depend on:
 //
 //   - messages (f_msg, their _delivery row) the new events name (message_id, reply_to),
-//     and the messages sent to a new event's contact within 7 days of it: a new send or
-//     reply can move last-touch credit between them;
-//   - events (f_evt) of those contacts within 7 days of the new ones, events naming those
-//     messages, the new events (and a contact's received rows when an earlier first
+//     and the messages sent to a new event's contact within 7 days of it when the event
+//     can move last-touch credit between them (a campaign send, or an event credited by
+//     last touch; a status, say, cannot);
+//   - events (f_evt) of those contacts within 7 days of those new events, events naming
+//     those messages, the new events (and a contact's received rows when an earlier first
 //     inbound message arrives);
 //   - conversations (f_conv, f_turn) the new events or the events naming their messages
 //     belong to;
@@ -291,6 +292,18 @@ func joinClosest[T any](runs []T, max int, gap func(a, b T) int64, join func(a, 
 		runs = append(runs[:best], runs[best+1:]...)
 	}
 	return runs
+}
+
+// lateRead creates temporary table name from cols of the stored events within bound (a
+// condition on ev) whose row ids table ids holds (column r). The scan reads cols only in
+// the vectors (2 048 rows) holding one of those rows: the join hands it their row ids as a
+// filter (incrementSettings). Finding the rows by contact and time first, then reading
+// their other columns so, spares decoding those columns for every event in bound: at
+// 100M events, sender in pass 1 cost ~77 ms that way (178 ms instead of 101; now ~114),
+// and pass 3 takes ~189 ms instead of ~214 (docs/BENCHMARKS.md, twenty-eighth session).
+func lateRead(name, cols, bound, ids string) string {
+	return fmt.Sprintf(`CREATE TEMP TABLE %s AS
+			SELECT %s FROM {g}.ev AS ev WHERE %s AND rowid IN (SELECT r FROM %s)`, name, cols, bound, ids)
 }
 
 // spanScan reads cols of the stored events within the runs (keySpanRuns), one branch per
@@ -563,24 +576,35 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	inWindow := func(w string) string {
 		return fmt.Sprintf("(%[1]s.lo IS NULL OR ev.ts >= %[1]s.lo) AND (%[1]s.hi IS NULL OR ev.ts <= %[1]s.hi)", w)
 	}
+	pass1Bound := fmt.Sprintf("ev.ts >= %s - "+near+" AND ev.ts <= %s + "+near, sqlTime(span[0].Time), sqlTime(span[1].Time))
 	err = run(
 		// Messages the new events name.
 		`CREATE TEMP TABLE inc_m0 AS
 			SELECT message_id FROM temp.inc_d WHERE message_id IS NOT NULL
 			UNION SELECT reply_to FROM temp.inc_d WHERE reply_to IS NOT NULL`,
 		`CREATE TEMP TABLE inc_hm0 AS SELECT DISTINCT hash(message_id) AS h FROM temp.inc_m0`,
-		// The new events' contacts, with the spans their credit can reach.
+		// The contacts of the new events that can move last-touch credit, with the spans
+		// their credit can reach: campaign sends (new candidates: SPEC section 5) and
+		// events credited by last touch. Any other event changes only the rows of the
+		// message it names (passes 2 and 3 read those with the message's contact), its own
+		// and its conversation's: statuses carry their contact when they come through the
+		// webhook receiver, half of such a store's events, and reading their contacts'
+		// three weeks made an increment at 10M events read 50 % more stored rows
+		// (docs/BENCHMARKS.md, twenty-seventh and twenty-eighth sessions).
 		`CREATE TEMP TABLE inc_wd AS
 			SELECT ch AS h, min(ts) - `+near+` AS lo, max(ts) + `+near+` AS hi
-			FROM temp.inc_d WHERE ch <> `+nul+` GROUP BY ch`,
+			FROM temp.inc_d
+			WHERE ch <> `+nul+` AND ((type = 'sent' AND sender = 'campaign') OR (type IN `+creditedTypes+` AND `+explicitCredit+` IS NULL))
+			GROUP BY ch`,
 		// Pass 1: the events of those contacts within those spans. Affected messages: the
-		// named ones, and the messages among these events (a new send or reply can move
-		// last-touch credit between them).
-		fmt.Sprintf(`CREATE TEMP TABLE inc_b AS
-			SELECT ev.rowid AS r, ev.mh, ev.type = 'sent' AS sent, ev.type NOT IN `+status+` AS fe
-			FROM {g}.ev AS ev JOIN temp.inc_wd AS w ON w.h = ev.ch
-			WHERE ev.ts >= %s - `+near+` AND ev.ts <= %s + `+near+` AND `+inWindow("w"),
-			sqlTime(span[0].Time), sqlTime(span[1].Time)),
+		// named ones, and the campaign messages among these events (a new send or reply can
+		// move last-touch credit between them; other messages are credited only explicitly).
+		// The rows are found by contact and time first (ch, ts); their other columns are
+		// read after, only in the vectors that hold them (lateRead).
+		fmt.Sprintf(`CREATE TEMP TABLE inc_b0 AS
+			SELECT ev.rowid AS r FROM {g}.ev AS ev JOIN temp.inc_wd AS w ON w.h = ev.ch
+			WHERE %s AND `+inWindow("w"), pass1Bound),
+		lateRead("inc_b", "rowid AS r, mh, type = 'sent' AND sender = 'campaign' AS sent, type NOT IN "+status+" AS fe", pass1Bound, "temp.inc_b0"),
 		`CREATE TEMP TABLE inc_hm AS
 			SELECT DISTINCT h FROM (SELECT h FROM temp.inc_hm0 UNION ALL SELECT mh FROM temp.inc_b WHERE sent)
 			WHERE h <> `+nul,
@@ -596,9 +620,15 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	err = run(
 		// Pass 2: events naming an affected message. Affected conversations: the new
 		// events', and those of the events naming the new events' messages (inc_a).
+		// cand: a campaign send (a candidate for last-touch credit); lt: an event credited
+		// by last touch (explicitCredit is NULL: no reply_to, nor a message_id on a block,
+		// opt-out or report; their hashes equal hash(NULL)), which needs its contact's
+		// candidates. A false positive (a hash collision) only widens what pass 3 reads.
 		`CREATE TEMP TABLE inc_cm AS
-			SELECT r, mh, rh, ch, vh, ts, type = 'sent' AS sent, type NOT IN `+status+` AS fe
-			FROM (`+spanScan("rowid AS r, mh, rh, ch, vh, ts, type", msgRuns)+`)
+			SELECT r, mh, rh, ch, vh, ts, type NOT IN `+status+` AS fe,
+			       type = 'sent' AND sender = 'campaign' AS cand,
+			       type IN `+creditedTypes+` AND rh = `+nul+` AND (type NOT IN ('blocked', 'opted_out', 'reported') OR mh = `+nul+`) AS lt
+			FROM (`+spanScan("rowid AS r, mh, rh, ch, vh, ts, type, sender", msgRuns)+`)
 			WHERE mh IN (SELECT h FROM temp.inc_hm) OR rh IN (SELECT h FROM temp.inc_hm)`,
 		`CREATE TEMP TABLE inc_a AS
 			SELECT r, vh FROM temp.inc_cm WHERE mh IN (SELECT h FROM temp.inc_hm0) OR rh IN (SELECT h FROM temp.inc_hm0)`,
@@ -614,18 +644,20 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 			GROUP BY 1`,
 		// Affected events (f_evt rows, fe): pass 1's, pass 2's, the new ones, and the
 		// received rows of inc_hrc's contacts. The events those rows depend on, per contact
-		// and span: the new events' contacts within reach; an affected event's candidates
-		// for credit (its contact's messages in the 7 days before it); an affected message's
-		// events that may credit it by last touch, with their candidates (its contact's
-		// events within 7 days either side of its send); inc_hrc's contacts from 7 days
-		// before their old first inbound message on (their received rows' candidates).
+		// and span: the new events' contacts within reach (inc_wd); the candidates for
+		// credit of an affected event credited by last touch (its contact's messages in the
+		// 7 days before it); an affected campaign message's events that may credit it by
+		// last touch, with their candidates (its contact's events within 7 days either side
+		// of its send); inc_hrc's contacts from 7 days before their old first inbound
+		// message on (their received rows' candidates). Other affected events and messages
+		// need no contact's events: explicit credit names its message, which pass 2 read.
 		`CREATE TEMP TABLE inc_w AS
 			SELECT h, CASE WHEN bool_or(lo IS NULL) THEN NULL ELSE min(lo) END AS lo,
 			       CASE WHEN bool_or(hi IS NULL) THEN NULL ELSE max(hi) END AS hi
 			FROM (
 				SELECT h, lo - `+near+` AS lo, hi + `+near+` AS hi FROM temp.inc_wd
-				UNION ALL SELECT ch, ts - `+near+`, ts FROM temp.inc_cm WHERE fe
-				UNION ALL SELECT ch, ts - `+near+`, ts + `+near+` FROM temp.inc_cm WHERE sent AND mh IN (SELECT h FROM temp.inc_hm)
+				UNION ALL SELECT ch, ts - `+near+`, ts FROM temp.inc_cm WHERE lt
+				UNION ALL SELECT ch, ts - `+near+`, ts + `+near+` FROM temp.inc_cm WHERE cand AND mh IN (SELECT h FROM temp.inc_hm)
 				UNION ALL SELECT h, old - `+near+`, NULL FROM temp.inc_hrc)
 			WHERE h <> `+nul+`
 			GROUP BY h`,
@@ -647,11 +679,14 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		return 0, span, err
 	}
 	err = run(
-		// Pass 3: those events, the events of affected conversations (at their spans'
-		// times), and pass 2's, with the hashes of the messages they name.
+		// Pass 3: those events (found as in pass 1), the events of affected conversations
+		// (at their spans' times), and pass 2's, with the hashes of the messages they name.
+		`CREATE TEMP TABLE inc_w0 AS
+			SELECT ev.rowid AS r FROM {g}.ev AS ev JOIN temp.inc_w AS w ON w.h = ev.ch
+			WHERE `+bound+` AND `+inWindow("w"),
+		lateRead("inc_w1", "rowid AS r, mh, rh, ts", bound, "temp.inc_w0"),
 		`CREATE TEMP TABLE inc_rows AS
-			SELECT ev.rowid AS r, ev.mh, ev.rh, ev.ts FROM {g}.ev AS ev JOIN temp.inc_w AS w ON w.h = ev.ch
-			WHERE `+bound+` AND `+inWindow("w")+`
+			SELECT r, mh, rh, ts FROM temp.inc_w1
 			UNION SELECT r, mh, rh, ts FROM (`+spanScan("rowid AS r, mh, rh, vh, ts", convRuns)+`) WHERE vh IN (SELECT h FROM temp.inc_hv)
 			UNION SELECT r, mh, rh, ts FROM temp.inc_cm`,
 		// Pass 4: the sent rows of every message those events and the new ones name.

@@ -274,6 +274,66 @@ func TestIncrementCrossContactCredit(t *testing.T) {
 	require.True(t, found, "the conversion is credited to X's campaign: %v", res[0])
 }
 
+// TestIncrementReadsContactsOnlyWhereCreditCanMove: a new event opens its contact's weeks
+// of events only when it can move last-touch credit (a campaign send, an event credited by
+// last touch), and a message named by a new event opens its contact's only when it is a
+// campaign message. Statuses carrying their contact, as the webhook receiver's do, then
+// read only their message's events. Every case must still equal a full build.
+func TestIncrementReadsContactsOnlyWhereCreditCanMove(t *testing.T) {
+	t0 := time.Date(2026, 3, 20, 9, 0, 0, 0, time.UTC)
+	h := time.Hour
+	val := 9.5
+	// Contact c: a campaign message (m-camp), a reply to it by last touch, a bot message
+	// (m-bot) and their statuses.
+	first := []events.Event{
+		{EventID: "s-camp", TS: t0.Add(-48 * h), Type: "sent", MessageID: "m-camp", ContactID: "c", Sender: "campaign", Campaign: "spring"},
+		{EventID: "d-camp", TS: t0.Add(-47 * h), Type: "delivered", MessageID: "m-camp"},
+		{EventID: "r-1", TS: t0.Add(-46 * h), Type: "received", ContactID: "c", MessageID: "in-1"},
+		{EventID: "o-1", TS: t0.Add(-30 * h), Type: "opted_in", ContactID: "c"},
+		{EventID: "s-bot", TS: t0.Add(-2 * h), Type: "sent", MessageID: "m-bot", ContactID: "c", Sender: "bot"},
+		{EventID: "d-bot", TS: t0.Add(-2*h + time.Minute), Type: "delivered", MessageID: "m-bot", ContactID: "c"},
+	}
+	cases := []struct {
+		name string
+		ev   events.Event
+		read int64 // stored rows the increment reads
+	}{
+		// Only m-bot's own events: its sent and delivered rows (c's weeks: all 6).
+		{"a status with its contact, of a bot message", events.Event{EventID: "rd-bot", TS: t0, Type: "read", MessageID: "m-bot", ContactID: "c"}, 2},
+		// m-camp's contact around its send: every stored event of c, and m-camp's status.
+		{"a status with its contact, of a campaign message", events.Event{EventID: "rd-camp", TS: t0, Type: "read", MessageID: "m-camp", ContactID: "c"}, 6},
+		{"a click naming its message", events.Event{EventID: "k-1", TS: t0, Type: "clicked", ReplyTo: "m-camp", ContactID: "c"}, 6},
+		// The new event's contact around it.
+		{"a conversion by last touch", events.Event{EventID: "cv-1", TS: t0, Type: "converted", ContactID: "c", Value: &val, Currency: "EUR"}, 6},
+		{"a reply by last touch", events.Event{EventID: "r-2", TS: t0, Type: "received", ContactID: "c", MessageID: "in-2"}, 6},
+		{"a campaign send", events.Event{EventID: "s-2", TS: t0, Type: "sent", MessageID: "m-2", ContactID: "c", Sender: "campaign", Campaign: "summer"}, 6},
+		// Nothing stored: neither names a stored message nor can move credit.
+		{"a bot send", events.Event{EventID: "s-3", TS: t0, Type: "sent", MessageID: "m-3", ContactID: "c", Sender: "bot"}, 0},
+		{"an opt-in", events.Event{EventID: "o-2", TS: t0, Type: "opted_in", ContactID: "c"}, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var read int64
+			t.Cleanup(kpi.WatchIncrements(func(stmt string, n int64) {
+				if strings.HasPrefix(stmt, "INSERT INTO temp.inc_sub ") {
+					mu.Lock()
+					read += n
+					mu.Unlock()
+				}
+			}))
+			inc, full := oneIncrement(t, first, []events.Event{c.ev})
+			mu.Lock()
+			require.Equal(t, c.read, read, "stored rows read")
+			mu.Unlock()
+			requireSameAnswers(t, c.name+": ", []string{
+				`{"queryType":"table","metrics":["sent","delivered","read","clicks","reply_rate","conversions","revenue","conversions_total"],"groupBy":["campaign"]}`,
+				`{"queryType":"table","metrics":["received","active_contacts","new_contacts","delivered"],"groupBy":["sender"]}`,
+			}, t0.Add(-7*24*h), t0.Add(h), full, inc)
+		})
+	}
+}
+
 // TestIncrementEarlierFirstInbound: a contact's first inbound message arrives after its
 // later ones, the last of them weeks after it. Every received row of the contact stores
 // the first inbound time (new vs returning contacts), so the increment must rewrite them
