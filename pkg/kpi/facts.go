@@ -41,10 +41,13 @@ func own(alias string, dims []string) string {
 // explicitly (explicitCredit) or by last touch.
 const creditedTypes = "('received', 'clicked', 'converted', 'blocked', 'opted_out', 'reported')"
 
+// aboutTypes are the credited types whose message_id, too, names the message they answer.
+const aboutTypes = "('blocked', 'opted_out', 'reported')"
+
 // explicitCredit is the message an event of creditedTypes names as the one it answers: its
-// reply_to, and for blocks, opt-outs and reports also the message they are about. NULL:
-// the event is credited by last touch. Increments rely on it too (incremental.go, inc_wd).
-const explicitCredit = "coalesce(reply_to, CASE WHEN type IN ('blocked', 'opted_out', 'reported') THEN message_id END)"
+// reply_to, and for aboutTypes also the message they are about. NULL: the event is
+// credited by last touch. Increments rely on it too (incremental.go, inc_wd and inc_cm).
+const explicitCredit = "coalesce(reply_to, CASE WHEN type IN " + aboutTypes + " THEN message_id END)"
 
 func factStatements() []string {
 	return []string{

@@ -604,9 +604,9 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		fmt.Sprintf(`CREATE TEMP TABLE inc_b0 AS
 			SELECT ev.rowid AS r FROM {g}.ev AS ev JOIN temp.inc_wd AS w ON w.h = ev.ch
 			WHERE %s AND `+inWindow("w"), pass1Bound),
-		lateRead("inc_b", "rowid AS r, mh, type = 'sent' AND sender = 'campaign' AS sent, type NOT IN "+status+" AS fe", pass1Bound, "temp.inc_b0"),
+		lateRead("inc_b", "rowid AS r, mh, type = 'sent' AND sender = 'campaign' AS cand, type NOT IN "+status+" AS fe", pass1Bound, "temp.inc_b0"),
 		`CREATE TEMP TABLE inc_hm AS
-			SELECT DISTINCT h FROM (SELECT h FROM temp.inc_hm0 UNION ALL SELECT mh FROM temp.inc_b WHERE sent)
+			SELECT DISTINCT h FROM (SELECT h FROM temp.inc_hm0 UNION ALL SELECT mh FROM temp.inc_b WHERE cand)
 			WHERE h <> `+nul,
 	)
 	if err != nil {
@@ -627,7 +627,7 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		`CREATE TEMP TABLE inc_cm AS
 			SELECT r, mh, rh, ch, vh, ts, type NOT IN `+status+` AS fe,
 			       type = 'sent' AND sender = 'campaign' AS cand,
-			       type IN `+creditedTypes+` AND rh = `+nul+` AND (type NOT IN ('blocked', 'opted_out', 'reported') OR mh = `+nul+`) AS lt
+			       type IN `+creditedTypes+` AND rh = `+nul+` AND (type NOT IN `+aboutTypes+` OR mh = `+nul+`) AS lt
 			FROM (`+spanScan("rowid AS r, mh, rh, ch, vh, ts, type, sender", msgRuns)+`)
 			WHERE mh IN (SELECT h FROM temp.inc_hm) OR rh IN (SELECT h FROM temp.inc_hm)`,
 		`CREATE TEMP TABLE inc_a AS
@@ -749,7 +749,7 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 		// The keys of the fact rows to replace.
 		`CREATE TEMP TABLE inc_m AS
 			SELECT message_id FROM temp.inc_m0
-			UNION SELECT message_id FROM temp.inc_sub WHERE _r IN (SELECT r FROM temp.inc_b WHERE sent)`,
+			UNION SELECT message_id FROM temp.inc_sub WHERE _r IN (SELECT r FROM temp.inc_b WHERE cand)`,
 		`CREATE TEMP TABLE inc_e AS
 			SELECT event_id FROM temp.inc_sub
 			WHERE _r IN (SELECT r FROM temp.inc_b WHERE fe UNION SELECT r FROM temp.inc_cm WHERE fe)
