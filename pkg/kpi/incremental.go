@@ -294,16 +294,23 @@ func joinClosest[T any](runs []T, max int, gap func(a, b T) int64, join func(a, 
 	return runs
 }
 
-// lateRead creates temporary table name from cols of the stored events within bound (a
-// condition on ev) whose row ids table ids holds (column r). The scan reads cols only in
-// the vectors (2 048 rows) holding one of those rows: the join hands it their row ids as a
-// filter (incrementSettings). Finding the rows by contact and time first, then reading
-// their other columns so, spares decoding those columns for every event in bound: at
-// 100M events, sender in pass 1 cost ~77 ms that way (178 ms instead of 101; now ~114),
-// and pass 3 takes ~189 ms instead of ~214 (docs/BENCHMARKS.md, twenty-eighth session).
-func lateRead(name, cols, bound, ids string) string {
-	return fmt.Sprintf(`CREATE TEMP TABLE %s AS
-			SELECT %s FROM {g}.ev AS ev WHERE %s AND rowid IN (SELECT r FROM %s)`, name, cols, bound, ids)
+// contactRead gives the statements that create temporary table name from cols of the
+// stored events within bound (a condition on ev) of the contacts in table windows (h, a
+// contact's hash; lo and hi, its span, NULL for no end). They find the rows by contact
+// and time first (name0: their row ids), then read cols of those rows only, in the
+// vectors (2 048 rows) that hold one: the join hands the scan their row ids as a filter
+// (incrementSettings). A scan reading cols beside the contact and time decoded them for
+// every event in bound: at 100M events, sender in pass 1 cost ~77 ms that way (178 ms
+// instead of 101; now ~114), and pass 3 takes ~189 ms instead of ~214 (docs/BENCHMARKS.md,
+// twenty-eighth session).
+func contactRead(name, cols, windows, bound string) []string {
+	return []string{
+		fmt.Sprintf(`CREATE TEMP TABLE %[1]s0 AS
+			SELECT ev.rowid AS r FROM {g}.ev AS ev JOIN %[2]s AS w ON w.h = ev.ch
+			WHERE %[3]s AND (w.lo IS NULL OR ev.ts >= w.lo) AND (w.hi IS NULL OR ev.ts <= w.hi)`, name, windows, bound),
+		fmt.Sprintf(`CREATE TEMP TABLE %[1]s AS
+			SELECT %[2]s FROM {g}.ev AS ev WHERE %[3]s AND rowid IN (SELECT r FROM temp.%[1]s0)`, name, cols, bound),
+	}
 }
 
 // spanScan reads cols of the stored events within the runs (keySpanRuns), one branch per
@@ -572,11 +579,6 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	const nul = nullHash
 	const status = "('sent', 'delivered', 'read', 'failed')"
 	const near = "INTERVAL 7 DAY"
-	// Whole-history windows have NULL ends.
-	inWindow := func(w string) string {
-		return fmt.Sprintf("(%[1]s.lo IS NULL OR ev.ts >= %[1]s.lo) AND (%[1]s.hi IS NULL OR ev.ts <= %[1]s.hi)", w)
-	}
-	pass1Bound := fmt.Sprintf("ev.ts >= %s - "+near+" AND ev.ts <= %s + "+near, sqlTime(span[0].Time), sqlTime(span[1].Time))
 	err = run(
 		// Messages the new events name.
 		`CREATE TEMP TABLE inc_m0 AS
@@ -596,19 +598,18 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 			FROM temp.inc_d
 			WHERE ch <> `+nul+` AND ((type = 'sent' AND sender = 'campaign') OR (type IN `+creditedTypes+` AND `+explicitCredit+` IS NULL))
 			GROUP BY ch`,
-		// Pass 1: the events of those contacts within those spans. Affected messages: the
-		// named ones, and the campaign messages among these events (a new send or reply can
-		// move last-touch credit between them; other messages are credited only explicitly).
-		// The rows are found by contact and time first (ch, ts); their other columns are
-		// read after, only in the vectors that hold them (lateRead).
-		fmt.Sprintf(`CREATE TEMP TABLE inc_b0 AS
-			SELECT ev.rowid AS r FROM {g}.ev AS ev JOIN temp.inc_wd AS w ON w.h = ev.ch
-			WHERE %s AND `+inWindow("w"), pass1Bound),
-		lateRead("inc_b", "rowid AS r, mh, type = 'sent' AND sender = 'campaign' AS cand, type NOT IN "+status+" AS fe", pass1Bound, "temp.inc_b0"),
-		`CREATE TEMP TABLE inc_hm AS
-			SELECT DISTINCT h FROM (SELECT h FROM temp.inc_hm0 UNION ALL SELECT mh FROM temp.inc_b WHERE cand)
-			WHERE h <> `+nul,
 	)
+	if err == nil {
+		// Pass 1: the events of those contacts within those spans. Affected messages: the
+		// named ones, and the campaign messages among these events (a new send or reply
+		// can move last-touch credit between them; other messages are credited only
+		// explicitly).
+		pass1 := contactRead("inc_b", "rowid AS r, mh, type = 'sent' AND sender = 'campaign' AS cand, type NOT IN "+status+" AS fe", "temp.inc_wd",
+			fmt.Sprintf("ev.ts >= %s - "+near+" AND ev.ts <= %s + "+near, sqlTime(span[0].Time), sqlTime(span[1].Time)))
+		err = run(append(pass1, `CREATE TEMP TABLE inc_hm AS
+			SELECT DISTINCT h FROM (SELECT h FROM temp.inc_hm0 UNION ALL SELECT mh FROM temp.inc_b WHERE cand)
+			WHERE h <> `+nul)...)
+	}
 	if err != nil {
 		return 0, span, err
 	}
@@ -678,15 +679,15 @@ func (e *Engine) applyIncrement(ctx context.Context, conn *sql.Conn, g *generati
 	if err != nil {
 		return 0, span, err
 	}
+	// Pass 3: those events (found as in pass 1), the events of affected conversations (at
+	// their spans' times), and pass 2's, with the hashes of the messages they name.
+	err = run(contactRead("inc_wr", "rowid AS r, mh, rh, ts", "temp.inc_w", bound)...)
+	if err != nil {
+		return 0, span, err
+	}
 	err = run(
-		// Pass 3: those events (found as in pass 1), the events of affected conversations
-		// (at their spans' times), and pass 2's, with the hashes of the messages they name.
-		`CREATE TEMP TABLE inc_w0 AS
-			SELECT ev.rowid AS r FROM {g}.ev AS ev JOIN temp.inc_w AS w ON w.h = ev.ch
-			WHERE `+bound+` AND `+inWindow("w"),
-		lateRead("inc_w1", "rowid AS r, mh, rh, ts", bound, "temp.inc_w0"),
 		`CREATE TEMP TABLE inc_rows AS
-			SELECT r, mh, rh, ts FROM temp.inc_w1
+			SELECT r, mh, rh, ts FROM temp.inc_wr
 			UNION SELECT r, mh, rh, ts FROM (`+spanScan("rowid AS r, mh, rh, vh, ts", convRuns)+`) WHERE vh IN (SELECT h FROM temp.inc_hv)
 			UNION SELECT r, mh, rh, ts FROM temp.inc_cm`,
 		// Pass 4: the sent rows of every message those events and the new ones name.
